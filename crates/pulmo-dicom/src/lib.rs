@@ -1,0 +1,70 @@
+//! DICOM files <-> pulmo's domain.
+//!
+//! Reading: [`DicomFile`] parses one file (tolerant of real archives' meta groups),
+//! [`Instance`] extracts the header pulmo needs, [`SeriesCollector`] / [`scan`] group instances
+//! into [`Series`], and [`CtSeries::assemble`] turns a CT series into a HU [`Volume`] in patient
+//! coordinates. Writers for SEG, SR, KOS and Secondary Capture come with the output issue.
+//!
+//! [`Volume`]: pulmo_volume::Volume
+
+mod attrs;
+mod ct;
+mod error;
+mod instance;
+mod part10;
+mod pixels;
+mod series;
+
+use std::path::{Path, PathBuf};
+
+pub use ct::{CtSeries, SliceSource, StackPlan};
+pub use error::{FileError, LoadError};
+pub use instance::{FramePlane, Instance, InstanceHeader, PatientStudy};
+pub use part10::DicomFile;
+pub use series::{scan, Series, SeriesCollector, SeriesSet, Skipped};
+
+impl SeriesSet {
+    /// Errors if the instances belong to more than one patient (PatientID, else name).
+    pub fn check_single_patient(&self) -> Result<(), LoadError> {
+        let key = |i: &Instance| {
+            let p = &i.header.patient_study;
+            p.patient_id.clone().or_else(|| p.patient_name.clone())
+        };
+        let mut all = self.series.iter().flat_map(|s| &s.instances);
+        let Some(first) = all.next() else { return Ok(()) };
+        match all.find(|i| key(i) != key(first)) {
+            Some(other) => Err(LoadError::MixedPatients { a: first.path.clone(), b: other.path.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Loads the CT series under `paths` (files or folders). When there are several, the one with
+/// the most slices is taken and the choice noted; one patient only.
+pub fn load_ct_series(paths: &[PathBuf]) -> Result<CtSeries, LoadError> {
+    let set = scan(paths, true)?;
+    set.check_single_patient()?;
+    let mut candidates: Vec<&Series> = set.series.iter().collect();
+    candidates.sort_by_key(|s| std::cmp::Reverse(s.frame_count()));
+    let mut reasons = Vec::new();
+    for series in &candidates {
+        match CtSeries::assemble(series) {
+            Ok(mut ct) => {
+                if candidates.len() > 1 {
+                    ct.notes.push(format!("{} series found; this one has the most slices", candidates.len()));
+                }
+                return Ok(ct);
+            }
+            Err(e) if candidates.len() == 1 => return Err(e),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    let path = paths.first().cloned().unwrap_or_default();
+    reasons.extend(set.skipped.iter().take(3).map(|s| format!("{}: {}", s.path.display(), s.reason)));
+    Err(LoadError::NoCtSeries { path, reasons: reasons.join("; ") })
+}
+
+/// Convenience for one folder or file.
+pub fn load_ct_path(path: &Path) -> Result<CtSeries, LoadError> {
+    load_ct_series(&[path.to_owned()])
+}

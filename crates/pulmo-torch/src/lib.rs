@@ -1,0 +1,61 @@
+//! Everything that touches libtorch lives here, so the rest of the workspace builds and tests
+//! without it. Today: which devices this process can compute on, and choosing one from the
+//! configuration (`auto`, `cpu`, `cuda:N`). Model loading and inference come with analysis.
+
+use serde::Serialize;
+use tch::{Cuda, Device};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DeviceError {
+    #[error("device {0:?} is not one of auto, cpu, cuda, cuda:N")]
+    Unknown(String),
+    #[error("device {requested} requested but {available} CUDA device(s) are available")]
+    CudaUnavailable { requested: String, available: usize },
+}
+
+/// What this process's libtorch can compute on.
+#[derive(Debug, Clone, Serialize)]
+pub struct TorchInfo {
+    pub libtorch_version: String,
+    pub cuda_available: bool,
+    pub cuda_devices: usize,
+    pub cudnn_available: bool,
+    pub cpu_threads: i32,
+}
+
+pub fn torch_info() -> TorchInfo {
+    TorchInfo {
+        libtorch_version: libtorch_version(),
+        cuda_available: Cuda::is_available(),
+        cuda_devices: Cuda::device_count().max(0) as usize,
+        cudnn_available: Cuda::cudnn_is_available(),
+        cpu_threads: tch::get_num_threads(),
+    }
+}
+
+/// The version of the libtorch this binary was linked against (and finds by rpath).
+fn libtorch_version() -> String {
+    env!("PULMO_LIBTORCH_VERSION").to_string()
+}
+
+/// Parses a configured device name; `auto` is CUDA device 0 when present, else the CPU.
+pub fn select_device(name: &str) -> Result<Device, DeviceError> {
+    let available = Cuda::device_count().max(0) as usize;
+    match name.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => select_cuda(0, name, available),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => select_cuda(i, name, available),
+            _ => Err(DeviceError::Unknown(name.to_string())),
+        },
+    }
+}
+
+fn select_cuda(index: usize, name: &str, available: usize) -> Result<Device, DeviceError> {
+    if index < available {
+        Ok(Device::Cuda(index))
+    } else {
+        Err(DeviceError::CudaUnavailable { requested: name.to_string(), available })
+    }
+}

@@ -1,0 +1,14 @@
+//! Dense 3D volumes in patient coordinates, with no DICOM and no torch in sight.
+//!
+//! A [`Volume<T>`] stores voxels in (z, y, x) order (slice, row, column), the order numpy and
+//! libtorch use. Its [`Geometry`] maps a voxel index to DICOM patient coordinates (LPS, mm) and
+//! back. Every index triple and every per-axis array in this crate is in that same (z, y, x)
+//! order, so `spacing[0]` is the slice spacing and `direction[2]` is the row direction cosine.
+
+mod geometry;
+pub mod vec3;
+mod volume;
+
+pub use geometry::{Geometry, GeometryError};
+pub use vec3::{Mat3, Vec3};
+pub use volume::{Volume, VolumeError};

@@ -1,0 +1,46 @@
+//! pulmo: a DICOM node that finds, measures and tracks lung nodules in chest CT.
+//!
+//! This binary wires the library crates into subcommands; each subcommand lives in its own
+//! module under `cmd/` and owns its arguments.
+
+mod cmd;
+mod logging;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pulmo", version, about = "Lung nodule AI node for PACS: DICOM in, findings out")]
+struct Cli {
+    /// Log output: `human` for terminals, `json` (one object a line) for services.
+    #[arg(long, global = true, value_enum, default_value_t = logging::Format::Human)]
+    log_format: logging::Format,
+    /// More log detail (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the DICOM series under a folder or files: UIDs, geometry, syntaxes, problems.
+    Inspect(cmd::inspect::Args),
+    /// Show the libtorch version and the devices pulmo can compute on.
+    Devices(cmd::devices::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, cli.verbose);
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Devices(args) => cmd::devices::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

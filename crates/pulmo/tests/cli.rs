@@ -1,0 +1,65 @@
+//! The pulmo binary as a user runs it: every subcommand has --help, the binary finds libtorch
+//! without LD_LIBRARY_PATH, and `inspect` describes real series.
+
+use std::process::Command;
+
+fn pulmo(args: &[&str]) -> std::process::Output {
+    // Without LD_LIBRARY_PATH (cargo test sets one): the rpath alone must find libtorch.
+    Command::new(env!("CARGO_BIN_EXE_pulmo")).args(args).env_remove("LD_LIBRARY_PATH").output().unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "pulmo failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let top = stdout(&pulmo(&["--help"]));
+    let subcommands: Vec<&str> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(subcommands.len() >= 2, "{top}");
+    for sub in subcommands {
+        let help = stdout(&pulmo(&[sub, "--help"]));
+        assert!(help.contains("Usage: pulmo"), "{sub}: {help}");
+    }
+}
+
+#[test]
+fn devices_runs_without_ld_library_path() {
+    let text = stdout(&pulmo(&["devices"]));
+    println!("{text}");
+    assert!(text.starts_with("libtorch 2.13"), "{text}");
+}
+
+#[test]
+fn inspect_lists_real_series_with_geometry() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ct");
+    if !data.exists() {
+        eprintln!("SKIPPED: {} is absent (real data lives in ../shared/data)", data.display());
+        return;
+    }
+    let table = stdout(&pulmo(&["inspect", data.to_str().unwrap()]));
+    println!("{table}");
+    assert!(table.lines().any(|l| l.contains(" CT ") && l.contains("   269 ") && l.contains("2.500,0.977,0.977")));
+    assert_eq!(table.lines().filter(|l| l.contains("   30 ") && l.contains("8.000,0.646,0.646")).count(), 2);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&pulmo(&["inspect", "--json", data.to_str().unwrap()]))).unwrap();
+    assert_eq!(json["series"].as_array().unwrap().len(), 3);
+    // The annotation XML files are not DICOM: listed as skipped, with the reason.
+    assert!(json["skipped"].as_array().unwrap().iter().all(|s| s["reason"].as_str().unwrap().contains("not a DICOM")));
+}
+
+#[test]
+fn a_bad_path_is_a_clear_error_and_a_failing_exit_code() {
+    let out = pulmo(&["inspect", "/nonexistent/folder"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/folder") && err.contains("cannot read"), "{err}");
+}
