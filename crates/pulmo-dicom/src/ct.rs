@@ -109,8 +109,8 @@ impl CtSeries {
         let [_, rows, cols] = plan.dims;
         let decoded = decode_slices(&slices, rows * cols)?;
         let data = match &plan.resample_at {
-            None => decoded.concat(),
-            Some(targets) => resample(&slices, &decoded, targets),
+            None => decoded,
+            Some(targets) => resample(&slices, &decoded, rows * cols, targets),
         };
         let volume = Volume::new(plan.dims, plan.geometry, data)
             .map_err(|e| LoadError::series(&series.label(), e.to_string()))?;
@@ -246,28 +246,27 @@ fn stacking(label: &str, slices: &[Slice], notes: &mut Vec<String>) -> Result<St
     Ok(Stacking { step, direction, resample_at })
 }
 
-fn decode_slices(slices: &[Slice], pixels: usize) -> Result<Vec<Vec<i16>>, LoadError> {
-    slices
-        .par_iter()
-        .map(|s| {
-            let mut out = vec![0i16; pixels];
-            let object = s.instance.object.as_ref().ok_or_else(|| {
-                FileError::PixelData(s.instance.path.clone(), "pixels were not kept when scanning".into())
-            })?;
-            frame_to_hu(&s.instance.path, &s.instance.header, object, s.plane, &mut out)?;
-            Ok(out)
-        })
-        .collect()
+/// Decodes every slice straight into one slice-major buffer, slices in parallel.
+fn decode_slices(slices: &[Slice], pixels: usize) -> Result<Vec<i16>, LoadError> {
+    let mut data = vec![0i16; slices.len() * pixels];
+    data.par_chunks_mut(pixels).zip(slices).try_for_each(|(out, s)| {
+        let object = s.instance.object.as_ref().ok_or_else(|| {
+            FileError::PixelData(s.instance.path.clone(), "pixels were not kept when scanning".into())
+        })?;
+        frame_to_hu(&s.instance.path, &s.instance.header, object, s.plane, out).map_err(LoadError::from)
+    })?;
+    Ok(data)
 }
 
 /// Linear interpolation between the two slices that bracket each target position.
-fn resample(slices: &[Slice], decoded: &[Vec<i16>], targets: &[f64]) -> Vec<i16> {
-    let mut out = Vec::with_capacity(targets.len() * decoded[0].len());
+fn resample(slices: &[Slice], decoded: &[i16], pixels: usize, targets: &[f64]) -> Vec<i16> {
+    let slice = |i: usize| &decoded[i * pixels..(i + 1) * pixels];
+    let mut out = Vec::with_capacity(targets.len() * pixels);
     for &t in targets {
         let hi = slices.partition_point(|s| s.along_normal < t).clamp(1, slices.len() - 1);
         let (a, b) = (&slices[hi - 1], &slices[hi]);
         let w = ((t - a.along_normal) / (b.along_normal - a.along_normal)).clamp(0.0, 1.0);
-        out.extend(decoded[hi - 1].iter().zip(&decoded[hi]).map(|(&p, &q)| {
+        out.extend(slice(hi - 1).iter().zip(slice(hi)).map(|(&p, &q)| {
             (f64::from(p) * (1.0 - w) + f64::from(q) * w).round() as i16
         }));
     }

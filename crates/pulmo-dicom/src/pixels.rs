@@ -54,8 +54,11 @@ pub(crate) fn frame_to_hu(
             let frame = words.get(start..start + n).ok_or_else(|| {
                 pixel_error(format!("{} values, frame {} needs values {start}..{}", words.len(), plane.frame, start + n))
             })?;
-            let bytes: Vec<u8> = frame.iter().flat_map(|w| w.to_le_bytes()).collect();
-            stored_bytes_to_hu(&bytes, layout, plane, out).map_err(pixel_error)
+            if layout.bits_allocated != 16 {
+                return Err(pixel_error(format!("16-bit words but BitsAllocated {}", layout.bits_allocated)));
+            }
+            write_hu(frame.iter().map(|&w| u32::from(w)), layout, plane, out);
+            Ok(())
         }
         Value::PixelSequence(_) => decode_encapsulated(path, header, object, plane, out),
         _ => Err(pixel_error("PixelData is neither native bytes/words nor encapsulated".into())),
@@ -87,8 +90,7 @@ fn decode_encapsulated(
     stored_bytes_to_hu(frame, layout, plane, out).map_err(undecodable)
 }
 
-/// Little-endian stored values -> HU with the frame's rescale. Bits above BitsStored are
-/// masked off (old files put overlays there) and the sign taken from bit BitsStored-1.
+/// Little-endian stored values -> HU with the frame's rescale.
 fn stored_bytes_to_hu(bytes: &[u8], layout: Layout, plane: &FramePlane, out: &mut [i16]) -> Result<(), String> {
     let width = match layout.bits_allocated {
         8 => 1,
@@ -98,27 +100,34 @@ fn stored_bytes_to_hu(bytes: &[u8], layout: Layout, plane: &FramePlane, out: &mu
     if bytes.len() < out.len() * width {
         return Err(format!("{} bytes, expected {} for {} pixels", bytes.len(), out.len() * width, out.len()));
     }
-    let bits = u32::from(layout.bits_stored.clamp(1, layout.bits_allocated));
-    let mask = ((1u32 << bits) - 1) as i32;
-    let sign_bit = 1i32 << (bits - 1);
-    let stored = |raw: i32| {
-        let v = raw & mask;
-        if layout.signed && v & sign_bit != 0 { v - (1 << bits) } else { v }
-    };
-    let (slope, intercept) = (plane.slope, plane.intercept);
-    let integral = slope == 1.0 && intercept.fract() == 0.0;
-    let to_hu = |v: i32| -> i16 {
-        let hu = if integral { f64::from(v) + intercept } else { (f64::from(v) * slope + intercept).round() };
-        hu.clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
-    };
     match width {
-        1 => out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = to_hu(stored(i32::from(b)))),
-        _ => out
-            .iter_mut()
-            .zip(bytes.chunks_exact(2))
-            .for_each(|(o, b)| *o = to_hu(stored(i32::from(u16::from_le_bytes([b[0], b[1]]))))),
+        1 => write_hu(bytes.iter().map(|&b| u32::from(b)), layout, plane, out),
+        _ => write_hu(bytes.chunks_exact(2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]]))), layout, plane, out),
     }
     Ok(())
+}
+
+/// Raw stored words -> HU. Bits above BitsStored are masked off (old files put overlays there)
+/// and the sign taken from bit BitsStored-1; results saturate at the i16 range.
+fn write_hu(raw: impl Iterator<Item = u32>, layout: Layout, plane: &FramePlane, out: &mut [i16]) {
+    let bits = u32::from(layout.bits_stored.clamp(1, layout.bits_allocated.max(1)));
+    let mask = ((1u64 << bits) - 1) as u32;
+    let sign_bit = 1u32 << (bits - 1);
+    let signed = layout.signed;
+    let stored = move |w: u32| {
+        let v = w & mask;
+        if signed && v & sign_bit != 0 { v as i32 - (1i32 << bits) } else { v as i32 }
+    };
+    let saturate = |hu: i32| hu.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    let (slope, intercept) = (plane.slope, plane.intercept);
+    if slope == 1.0 && intercept.fract() == 0.0 && intercept.abs() < 1e6 {
+        // The common CT case: integer shift, no floating point per voxel.
+        let shift = intercept as i32;
+        out.iter_mut().zip(raw).for_each(|(o, w)| *o = saturate(stored(w) + shift));
+    } else {
+        let hu = |v: i32| (f64::from(v) * slope + intercept).round().clamp(-1e6, 1e6) as i32;
+        out.iter_mut().zip(raw).for_each(|(o, w)| *o = saturate(hu(stored(w))));
+    }
 }
 
 #[cfg(test)]
