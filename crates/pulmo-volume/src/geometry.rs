@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::vec3::{cross, dot, norm, normalize, sub};
+use crate::vec3::{cross, det, dot, invert, norm, normalize, sub};
 
 pub use crate::vec3::{Mat3, Vec3};
 
@@ -115,24 +115,6 @@ impl Geometry {
     pub fn voxel_volume_mm3(&self) -> f64 {
         det(&self.matrix()).abs()
     }
-}
-
-fn det(m: &Mat3) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
-}
-
-fn invert(m: &Mat3) -> Option<Mat3> {
-    let d = det(m);
-    if !d.is_finite() || d.abs() < 1e-12 {
-        return None;
-    }
-    let c = |r0: usize, c0: usize, r1: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
-    Some([
-        [c(1, 1, 2, 2) / d, -c(0, 1, 2, 2) / d, c(0, 1, 1, 2) / d],
-        [-c(1, 0, 2, 2) / d, c(0, 0, 2, 2) / d, -c(0, 0, 1, 2) / d],
-        [c(1, 0, 2, 1) / d, -c(0, 0, 2, 1) / d, c(0, 0, 1, 1) / d],
-    ])
 }
 
 #[cfg(test)]

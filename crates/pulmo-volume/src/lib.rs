@@ -5,10 +5,12 @@
 //! back. Every index triple and every per-axis array in this crate is in that same (z, y, x)
 //! order, so `spacing[0]` is the slice spacing and `direction[2]` is the row direction cosine.
 
+mod affine;
 mod geometry;
 pub mod vec3;
 mod volume;
 
+pub use affine::Affine;
 pub use geometry::{Geometry, GeometryError};
 pub use vec3::{Mat3, Vec3};
 pub use volume::{Volume, VolumeError};

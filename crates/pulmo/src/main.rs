@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// List the DICOM series under a folder or files: UIDs, geometry, syntaxes, problems.
     Inspect(cmd::inspect::Args),
+    /// Generate a synthetic chest CT study (or follow-up, or insertion) with exact truth.
+    Phantom(cmd::phantom::Args),
     /// Show the libtorch version and the devices pulmo can compute on.
     Devices(cmd::devices::Args),
 }
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
     logging::init(cli.log_format, cli.verbose);
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Phantom(args) => cmd::phantom::run(args),
         Command::Devices(args) => cmd::devices::run(args),
     };
     match result {

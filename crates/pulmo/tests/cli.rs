@@ -63,3 +63,31 @@ fn a_bad_path_is_a_clear_error_and_a_failing_exit_code() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/folder") && err.contains("cannot read"), "{err}");
 }
+
+#[test]
+fn phantom_writes_a_series_that_pulmo_and_dciodvfy_accept() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let base = dir.path().join("base");
+    let args = ["phantom", "--seed", "7", "--rows", "200", "--pixel-spacing", "1.3", "--slice-spacing", "5", "--nodules", "3"];
+    let text = stdout(&pulmo(&[&args[..], &["--out", base.to_str().unwrap()]].concat()));
+    assert!(text.contains("3 nodule(s)"), "{text}");
+    let ct = pulmo_dicom::load_ct_path(&base).unwrap();
+    assert_eq!(ct.volume.dims()[1..], [200, 200]);
+    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base.join("truth.json")).unwrap()).unwrap();
+    assert_eq!(truth["nodules"].as_array().unwrap().len(), 3);
+    // An independent validator: no errors (warnings, e.g. about newer attributes, are listed).
+    let first = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "dcm")).unwrap();
+    let out = Command::new("dciodvfy").arg(&first).output().expect("dciodvfy (dicom3tools) is installed by scripts/setup");
+    let report = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let errors: Vec<_> = report.lines().filter(|l| l.starts_with("Error")).collect();
+    assert!(errors.is_empty(), "dciodvfy errors:\n{report}");
+    // A follow-up of it: same patient, new study.
+    let later = dir.path().join("later");
+    let text = stdout(&pulmo(&["phantom", "--seed", "8", "--prior", base.to_str().unwrap(), "--days", "200", "--out", later.to_str().unwrap()]));
+    assert!(text.contains("nodule(s)"), "{text}");
+    let fu = pulmo_dicom::load_ct_path(&later).unwrap();
+    assert_eq!(fu.patient_study.patient_id, ct.patient_study.patient_id);
+    assert_ne!(fu.patient_study.study_uid, ct.patient_study.study_uid);
+    // Writing again into the same folder replaces the study rather than failing.
+    stdout(&pulmo(&[&args[..], &["--out", base.to_str().unwrap()]].concat()));
+}

@@ -1,0 +1,335 @@
+//! Insertion of synthetic nodules into a real CT series: a threshold lung mask, centres deep
+//! inside it, and partial-volume blending that keeps the real image's noise texture.
+
+use std::collections::VecDeque;
+
+use pulmo_volume::Volume;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::anatomy::Side;
+use crate::generate::{nodule_truth, study_lung_rads};
+use crate::identity::StudyIdentity;
+use crate::math::{dist, IDENTITY};
+use crate::nodule::{self, Attachment};
+use crate::render::NoduleRaster;
+use crate::scene::{Acquisition, PlacedNodule};
+use crate::seeds;
+use crate::spec::{validate_study_date_time, PatientInfo, PhantomSpec};
+use crate::truth::{BackgroundInfo, Generator, Pose, StudyKind, Truth};
+use crate::{Phantom, PhantomError};
+
+/// What the DICOM writer needs from the original series besides the voxels and geometry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackgroundHeader {
+    pub patient: PatientInfo,
+    /// "YYYYMMDD" / "HHMMSS" of the original study.
+    pub study_date: String,
+    pub study_time: String,
+    pub source_study_instance_uid: Option<String>,
+    pub source_series_instance_uid: Option<String>,
+    /// None: the slice spacing.
+    pub slice_thickness_mm: Option<f64>,
+    pub kvp: Option<f64>,
+}
+
+impl Default for BackgroundHeader {
+    fn default() -> Self {
+        BackgroundHeader {
+            patient: PatientInfo::default(),
+            study_date: "20240115".into(),
+            study_time: "093000".into(),
+            source_study_instance_uid: None,
+            source_series_instance_uid: None,
+            slice_thickness_mm: None,
+            kvp: None,
+        }
+    }
+}
+
+/// Lung: below this HU, inside the body.
+const LUNG_THRESHOLD_HU: i16 = -500;
+/// Inserted nodules keep this far (mm) inside lung tissue, away from vessels and pleura.
+const LUNG_MARGIN_MM: f64 = 2.0;
+
+/// Inserts `spec.nodule_count` nodules (constrained by `spec.nodules`) into `background`.
+///
+/// Only the seed and nodule fields of `spec` apply: the geometry is the volume's and the
+/// noise is the real image's. Nodules are isolated (the mask excludes vessels and pleura);
+/// a request for another attachment is an error. Each voxel gets
+/// `v + (target - mu)`, where target is the nodule/background partial-volume mix and mu the
+/// local mean lung attenuation, so the original noise survives inside the nodule.
+pub fn insert_into(
+    background: Volume<i16>,
+    header: &BackgroundHeader,
+    spec: &PhantomSpec,
+) -> Result<Phantom, PhantomError> {
+    spec.validate_nodules()?;
+    header.patient.validate()?;
+    validate_study_date_time(&header.study_date, &header.study_time)?;
+    if let Some(r) = spec.nodules.iter().find(|r| r.attachment.is_some_and(|a| a != Attachment::Isolated)) {
+        return Err(PhantomError::InvalidOption {
+            field: "nodules[].attachment",
+            reason: format!("insertion places isolated nodules only, not {:?}", r.attachment),
+        });
+    }
+    let geometry = *background.geometry();
+    let thickness = header.slice_thickness_mm.unwrap_or(geometry.spacing[0]);
+    if !(thickness.is_finite() && (0.1..=20.0).contains(&thickness)) {
+        return Err(PhantomError::InvalidOption {
+            field: "slice_thickness_mm",
+            reason: format!("{thickness} is outside 0.1..=20"),
+        });
+    }
+    let acq = Acquisition { dims: background.dims(), geometry, thickness, noise_hu: 0.0, noise_seed: 0 };
+    let mask = lung_mask(&background);
+    let lung_voxels = mask.iter().filter(|m| **m).count();
+    if lung_voxels < 1000 {
+        return Err(PhantomError::Background(format!(
+            "found only {lung_voxels} lung voxels below {LUNG_THRESHOLD_HU} HU"
+        )));
+    }
+    let source = header.source_series_instance_uid.clone().unwrap_or_default();
+    let mut rng = seeds::rng(spec.seed, &format!("insertion/nodules/{source}"));
+    let nodules = place_in_mask(&background, &mask, spec, &acq, &mut rng)?;
+    tracing::debug!(lung_voxels, nodules = nodules.len(), "inserting nodules into background series");
+    let mut volume = background;
+    for n in &nodules {
+        blend(&mut volume, &mask, n, &acq);
+    }
+    let centre_x = mask_centre_x(&volume, &mask);
+    let truths: Vec<_> = nodules
+        .iter()
+        .map(|n| {
+            let lung = if n.centre_body[0] < centre_x { Side::Right } else { Side::Left };
+            nodule_truth(n, n.centre_body, &IDENTITY, &acq, Some(lung))
+        })
+        .collect();
+    let uid_seed = seeds::sub_seed(spec.seed, &source);
+    let identity = StudyIdentity::new(
+        uid_seed,
+        "insertion",
+        &header.patient,
+        &header.study_date,
+        &header.study_time,
+        "CT CHEST with inserted nodules (pulmo phantom)",
+        acq.dims[0],
+    );
+    let truth = Truth {
+        generator: Generator::current(),
+        kind: StudyKind::Insertion,
+        seed: spec.seed,
+        spec: PhantomSpec { kvp: header.kvp.unwrap_or(spec.kvp), ..spec.clone() },
+        dims_zyx: acq.dims,
+        geometry,
+        slice_thickness_mm: thickness,
+        identity: identity.clone(),
+        patient_model: None,
+        pose: Pose::identity(),
+        lung_rads: study_lung_rads(&truths),
+        nodules: truths,
+        follow_up: None,
+        background: Some(BackgroundInfo {
+            source_study_instance_uid: header.source_study_instance_uid.clone(),
+            source_series_instance_uid: header.source_series_instance_uid.clone(),
+            lung_voxels,
+        }),
+    };
+    Ok(Phantom { volume, truth, dicom: identity })
+}
+
+/// Voxels below -500 HU that are not outside air. Outside air is found per slice as what
+/// connects to the image border (the trachea does not, in an axial slice); then only 3D
+/// components of at least a fifth of the largest are kept, which drops bowel gas.
+pub fn lung_mask(volume: &Volume<i16>) -> Vec<bool> {
+    let [nz, ny, nx] = volume.dims();
+    let mut candidate: Vec<bool> = volume.data().iter().map(|v| *v < LUNG_THRESHOLD_HU).collect();
+    for z in 0..nz {
+        remove_border_air(&mut candidate[z * ny * nx..(z + 1) * ny * nx], ny, nx);
+    }
+    keep_large_components(&candidate, [nz, ny, nx])
+}
+
+fn remove_border_air(slice: &mut [bool], ny: usize, nx: usize) {
+    let mut queue = VecDeque::new();
+    let visit = |i: usize, slice: &mut [bool], queue: &mut VecDeque<usize>| {
+        if slice[i] {
+            slice[i] = false;
+            queue.push_back(i);
+        }
+    };
+    for x in 0..nx {
+        visit(x, slice, &mut queue);
+        visit((ny - 1) * nx + x, slice, &mut queue);
+    }
+    for y in 0..ny {
+        visit(y * nx, slice, &mut queue);
+        visit(y * nx + nx - 1, slice, &mut queue);
+    }
+    while let Some(i) = queue.pop_front() {
+        let (y, x) = (i / nx, i % nx);
+        if x > 0 {
+            visit(i - 1, slice, &mut queue)
+        }
+        if x + 1 < nx {
+            visit(i + 1, slice, &mut queue)
+        }
+        if y > 0 {
+            visit(i - nx, slice, &mut queue)
+        }
+        if y + 1 < ny {
+            visit(i + nx, slice, &mut queue)
+        }
+    }
+}
+
+fn keep_large_components(candidate: &[bool], dims: [usize; 3]) -> Vec<bool> {
+    let [nz, ny, nx] = dims;
+    let mut label = vec![0u32; candidate.len()];
+    let mut sizes = vec![0usize];
+    let mut stack = Vec::new();
+    for start in 0..candidate.len() {
+        if !candidate[start] || label[start] != 0 {
+            continue;
+        }
+        let id = sizes.len() as u32;
+        let mut size = 0;
+        label[start] = id;
+        stack.push(start);
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
+            let mut push = |j: usize| {
+                if candidate[j] && label[j] == 0 {
+                    label[j] = id;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                push(i - 1)
+            }
+            if x + 1 < nx {
+                push(i + 1)
+            }
+            if y > 0 {
+                push(i - nx)
+            }
+            if y + 1 < ny {
+                push(i + nx)
+            }
+            if z > 0 {
+                push(i - nx * ny)
+            }
+            if z + 1 < nz {
+                push(i + nx * ny)
+            }
+        }
+        sizes.push(size);
+    }
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    label.iter().map(|&l| l != 0 && sizes[l as usize] * 5 >= largest).collect()
+}
+
+fn mask_centre_x(volume: &Volume<i16>, mask: &[bool]) -> f64 {
+    let [_, ny, nx] = volume.dims();
+    let (mut sum, mut n) = (0.0, 0usize);
+    for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
+        let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
+        sum += volume.voxel_lps([z, y, x])[0];
+        n += 1;
+    }
+    sum / n.max(1) as f64
+}
+
+fn place_in_mask(
+    volume: &Volume<i16>,
+    mask: &[bool],
+    spec: &PhantomSpec,
+    acq: &Acquisition,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<PlacedNodule>, PhantomError> {
+    let lung: Vec<usize> = mask.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i).collect();
+    let [_, ny, nx] = volume.dims();
+    let mut placed: Vec<PlacedNodule> = Vec::new();
+    for index in 0..spec.nodule_count {
+        let mut request = spec.nodules.get(index).cloned().unwrap_or_default();
+        request.attachment = Some(Attachment::Isolated);
+        let mut found = None;
+        'designs: for _ in 0..6 {
+            let design = nodule::design(&request, rng);
+            let radius = design.model.bounding_radius();
+            for _ in 0..3000 {
+                let i = lung[rng.random_range(0..lung.len())];
+                let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
+                let jitter = [0, 1, 2].map(|_| rng.random_range(-0.5..0.5));
+                let c =
+                    volume.geometry().index_to_lps([z as f64 + jitter[0], y as f64 + jitter[1], x as f64 + jitter[2]]);
+                let apart =
+                    placed.iter().all(|p| dist(p.centre_body, c) > radius + p.design.model.bounding_radius() + 6.0);
+                if apart && acq.contains_ball(c, radius + 2.0) && ball_in_mask(volume, mask, c, radius + LUNG_MARGIN_MM)
+                {
+                    found = Some(PlacedNodule { id: index as u32 + 1, design, centre_body: c, growth: None });
+                    break 'designs;
+                }
+            }
+        }
+        let nodule = found.ok_or_else(|| PhantomError::Placement {
+            index,
+            reason: "no lung region deep enough in the background".into(),
+        })?;
+        placed.push(nodule);
+    }
+    Ok(placed)
+}
+
+/// Calls `f` with the flat offset of every voxel whose centre lies within `radius` mm of
+/// the LPS point `c`, until `f` returns false; returns whether it ran to the end.
+fn each_ball_voxel(volume: &Volume<i16>, c: [f64; 3], radius: f64, mut f: impl FnMut(usize) -> bool) -> bool {
+    let g = volume.geometry();
+    let idx = g.lps_to_index(c);
+    let reach = [0, 1, 2].map(|a| (radius / g.spacing[a]).ceil() as i64 + 1);
+    let range = |a: usize| (idx[a] as i64 - reach[a]).max(0)..=idx[a] as i64 + reach[a];
+    for z in range(0) {
+        for y in range(1) {
+            for x in range(2) {
+                let v = [z as usize, y as usize, x as usize];
+                let Some(o) = volume.offset(v) else { continue };
+                if dist(volume.voxel_lps(v), c) <= radius && !f(o) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+fn ball_in_mask(volume: &Volume<i16>, mask: &[bool], c: [f64; 3], radius: f64) -> bool {
+    each_ball_voxel(volume, c, radius, |o| mask[o])
+}
+
+fn blend(volume: &mut Volume<i16>, mask: &[bool], n: &PlacedNodule, acq: &Acquisition) {
+    let model = &n.design.model;
+    let (mut sum, mut count) = (0.0, 0usize);
+    each_ball_voxel(volume, n.centre_body, model.bounding_radius() + LUNG_MARGIN_MM, |o| {
+        if mask[o] {
+            sum += volume.data()[o] as f64;
+            count += 1;
+        }
+        true
+    });
+    let mu = sum / count.max(1) as f64;
+    let raster = NoduleRaster::new(model, n.centre_body, &IDENTITY, &acq.geometry, acq.dims, acq.thickness);
+    for k in raster.slices() {
+        let slice = volume.slice_mut(k);
+        raster.for_slice(k, |i, main, core| {
+            let mut target = mu + (model.hu - mu) * main;
+            if let Some(core_hu) = model.core_hu {
+                target += (core_hu - target) * core;
+            }
+            let v = slice[i] as f64 + target - mu;
+            slice[i] = v.round().clamp(-1024.0, 3071.0) as i16;
+        });
+    }
+}
