@@ -181,20 +181,23 @@ pub fn scan(paths: &[PathBuf], keep_pixels: bool) -> Result<SeriesSet, LoadError
     if files.len() == 1 && read[0].is_err() {
         return Err(LoadError::File(read.remove(0).unwrap_err()));
     }
+    let read_count = files.len();
     let mut collector = SeriesCollector::new();
     for (path, result) in files.into_iter().zip(read) {
         match result {
             Ok(inst) => collector.add(inst),
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "skipping file");
-                collector.skip(path, e.to_string());
-            }
+            Err(e) => collector.skip(path, e.to_string()),
         }
     }
     if collector.instances.is_empty() {
         return Err(LoadError::NoDicomFiles(paths.first().cloned().unwrap_or_default()));
     }
-    Ok(collector.finish())
+    let set = collector.finish();
+    for s in &set.skipped {
+        tracing::info!(path = %s.path.display(), reason = %s.reason, "skipped");
+    }
+    tracing::info!(files = read_count, series = set.series.len(), skipped = set.skipped.len(), "scanned");
+    Ok(set)
 }
 
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {

@@ -37,17 +37,23 @@ pub fn write_study(p: &Phantom, out_dir: &Path) -> Result<Vec<PathBuf>, PhantomE
     Ok(files)
 }
 
-/// DS: at most 16 characters, as few digits as the value needs.
+/// DS: at most 16 characters, as exact as fits. Rust's `{}` gives the shortest string that
+/// reads back to the same f64 (so 0.646484375 stays exact: geometry must not drift across a
+/// 512-pixel row); longer values are rounded to the most decimals that fit.
 fn ds(x: f64) -> String {
-    for precision in (0..=6).rev() {
-        let s = format!("{x:.precision$}");
+    let tidy = |s: String| {
         let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-        let s = if s == "-0" { "0".to_string() } else { s };
-        if s.len() <= 16 {
-            return s;
-        }
+        if s == "-0" { "0".to_string() } else { s }
+    };
+    let shortest = tidy(format!("{x}"));
+    if shortest.len() <= 16 && !shortest.contains('e') {
+        return shortest;
     }
-    format!("{x:.0}")
+    (0..=15)
+        .rev()
+        .map(|precision| tidy(format!("{x:.precision$}")))
+        .find(|s| s.len() <= 16)
+        .unwrap_or_else(|| format!("{x:.0}"))
 }
 
 struct Builder(InMemDicomObject);
@@ -180,5 +186,7 @@ mod tests {
         assert_eq!(ds(1.0), "1");
         assert!(ds(-123456.123456789).len() <= 16);
         assert_eq!(ds(0.1 + 0.2), "0.3");
+        assert_eq!(ds(0.646484375), "0.646484375");
+        assert_eq!(ds(-173.1767578125), "-173.1767578125");
     }
 }

@@ -91,3 +91,41 @@ fn phantom_writes_a_series_that_pulmo_and_dciodvfy_accept() {
     // Writing again into the same folder replaces the study rather than failing.
     stdout(&pulmo(&[&args[..], &["--out", base.to_str().unwrap()]].concat()));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_on_stderr() {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("stray.txt"), "x").unwrap();
+    let study = dir.path().join("study");
+    stdout(&pulmo(&["phantom", "--seed", "2", "--rows", "200", "--pixel-spacing", "1.3", "--slice-spacing", "5", "--out", study.to_str().unwrap()]));
+    let out = pulmo(&["--log-format", "json", "inspect", dir.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    assert!(events.iter().any(|e| e["message"] == "skipped" && e["path"].as_str().unwrap().ends_with("stray.txt")), "{stderr}");
+    assert!(events.iter().any(|e| e["message"] == "scanned" && e["series"] == 1), "{stderr}");
+}
+
+#[test]
+fn phantom_inserts_nodules_into_a_real_series() {
+    let Some(data) = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ct/lung-pet-ct-dx-a0002/b40f")).filter(|p| p.exists()) else {
+        eprintln!("SKIPPED: ../shared/data is absent");
+        return;
+    };
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = dir.path().join("inserted");
+    let text = stdout(&pulmo(&["phantom", "--seed", "5", "--nodules", "2", "--background", data.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    assert!(text.contains("2 nodule(s)"), "{text}");
+    let original = pulmo_dicom::load_ct_path(&data).unwrap();
+    let inserted = pulmo_dicom::load_ct_path(&out).unwrap();
+    assert_eq!(inserted.volume.dims(), original.volume.dims());
+    assert_eq!(inserted.volume.geometry(), original.volume.geometry());
+    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap()).unwrap();
+    // At each nodule centre the inserted CT is denser than the original lung there.
+    for n in truth["nodules"].as_array().unwrap() {
+        let c: Vec<f64> = n["centre_lps_mm"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let idx = inserted.volume.geometry().lps_to_index([c[0], c[1], c[2]]).map(|v| v.round() as usize);
+        let (before, after) = (original.volume.get(idx).unwrap(), inserted.volume.get(idx).unwrap());
+        assert!(after - before > 200, "nodule {} at {idx:?}: {before} -> {after}", n["id"]);
+    }
+}
