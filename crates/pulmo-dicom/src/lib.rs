@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 pub use ct::{CtSeries, SliceSource, StackPlan};
 pub use error::{FileError, LoadError};
 pub use instance::{FramePlane, Instance, InstanceHeader, PatientStudy};
-pub use part10::DicomFile;
+pub use part10::{part10_bytes, DicomFile, FileMeta, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 pub use series::{scan, Series, SeriesCollector, SeriesSet, Skipped};
 
 impl SeriesSet {

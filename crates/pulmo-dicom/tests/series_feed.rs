@@ -58,3 +58,21 @@ fn a_series_with_two_orientations_is_split_into_stacks() {
     let g = ct.volume.geometry();
     assert!((g.direction[0][1] - 1.0).abs() < 1e-9 && (g.direction[1][2] + 1.0).abs() < 1e-9);
 }
+
+#[test]
+fn canonical_dataset_ignores_how_a_sender_encoded_sequences() {
+    let Some(path) = common::shared_data("ct/lung-pet-ct-dx-a0002/b40f/1-01.dcm") else { return };
+    let original = DicomFile::open(&path).unwrap();
+    // Re-encode as DCMTK does when sending (explicit sequence lengths) with dcmconv.
+    let tmp = tempfile::TempDir::new().unwrap();
+    let rewritten = tmp.path().join("x.dcm");
+    let out = std::process::Command::new("dcmconv").args(["+e", "+g"]).arg(&path).arg(&rewritten).output().expect("dcmconv (DCMTK)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = DicomFile::open(&rewritten).unwrap();
+    assert_ne!(std::fs::read(&path).unwrap().len(), std::fs::read(&rewritten).unwrap().len(), "dcmconv changed nothing");
+    assert!(original.canonical_content() == other.canonical_content());
+    // And a real change is seen.
+    let mut changed = other.clone();
+    changed.object.put(dicom_core::DataElement::new(dicom_dictionary_std::tags::PATIENT_ID, dicom_core::VR::LO, dicom_core::PrimitiveValue::from("OTHER")));
+    assert!(original.canonical_content() != changed.canonical_content());
+}

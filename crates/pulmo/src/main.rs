@@ -4,7 +4,9 @@
 //! module under `cmd/` and owns its arguments.
 
 mod cmd;
+mod config;
 mod logging;
+mod node;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the DICOM node: receive studies, store them durably, queue complete studies.
+    Serve(cmd::serve::Args),
+    /// Check a DICOM peer with C-ECHO.
+    Echo(cmd::echo::Args),
+    /// Send DICOM files to a peer (C-STORE, one association).
+    Send(cmd::send::Args),
+    /// What the node holds: studies, jobs, exports, recent associations.
+    Status(cmd::status::Args),
     /// List the DICOM series under a folder or files: UIDs, geometry, syntaxes, problems.
     Inspect(cmd::inspect::Args),
     /// Generate a synthetic chest CT study (or follow-up, or insertion) with exact truth.
@@ -35,6 +45,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format, cli.verbose);
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Echo(args) => cmd::echo::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Phantom(args) => cmd::phantom::run(args),
         Command::Devices(args) => cmd::devices::run(args),

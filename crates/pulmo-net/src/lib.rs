@@ -1,0 +1,25 @@
+//! DICOM networking for pulmo: the C-ECHO/C-STORE SCP, the C-STORE SCU and association policy,
+//! on dicom-ul's async upper layer with our own DIMSE reassembly and status handling.
+
+mod assembler;
+mod dataset;
+pub mod dimse;
+mod error;
+pub mod handler;
+mod part10;
+mod pdata;
+pub mod policy;
+mod reject;
+mod scp;
+pub mod scu;
+mod session;
+
+pub use dataset::valid_uid;
+pub use error::NetError;
+pub use handler::{
+    status, AssociationEnd, AssociationInfo, AssociationSummary, ReceivedInstance, StoreHandler, StoreResponse,
+};
+pub use policy::{AllowedPeer, NodePolicy, RejectReason};
+pub use reject::busy_reject;
+pub use scp::serve;
+pub use scu::{echo, send, send_with, ObjectStatus, OutgoingObject, Peer, ScuOptions, SendReport};

@@ -1,0 +1,76 @@
+//! `pulmo status`: what the node holds and did: studies, jobs and exports by state, exports
+//! waiting or parked (with attempts and last error), recent jobs and associations.
+
+use std::path::PathBuf;
+
+use pulmo_store::{Store, StoreStatus};
+
+use crate::config::Config;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The configuration file of the node (for the database location).
+    #[arg(long, default_value = "config/pulmo.toml")]
+    config: PathBuf,
+    /// How many recent jobs and associations to list.
+    #[arg(long, default_value_t = 10)]
+    recent: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let store = Store::open(config.store_config())?;
+    let status = store.status(args.recent)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print_text(&status);
+    }
+    Ok(())
+}
+
+fn print_text(s: &StoreStatus) {
+    let counts = |m: &dyn Fn() -> Vec<String>| m().join(", ");
+    println!("studies:  {}", counts(&|| s.studies.iter().map(|(k, v)| format!("{k} {v}")).collect()));
+    println!("jobs:     {}", counts(&|| s.jobs.iter().map(|(k, v)| format!("{k} {v}")).collect()));
+    for d in &s.exports {
+        println!("exports to {}: {}", d.destination, counts(&|| d.counts.iter().map(|(k, v)| format!("{k} {v}")).collect()));
+    }
+    if !s.pending_exports.is_empty() {
+        println!("\npending exports:");
+        for g in &s.pending_exports {
+            println!(
+                "  {} study {} {}: {} object(s), {} attempt(s), next {}{}",
+                g.destination,
+                g.study_uid,
+                g.state,
+                g.objects,
+                g.attempts,
+                g.next_attempt_at,
+                g.last_error.as_deref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+            );
+        }
+    }
+    println!("\nrecent jobs:");
+    for j in &s.recent_jobs {
+        println!("  #{} study {} v{} {} (attempts {}){}", j.id, j.study_uid, j.study_version, j.state, j.attempts,
+            j.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default());
+    }
+    println!("\nrecent associations:");
+    for a in &s.recent_associations {
+        println!(
+            "  {} {} -> {} from {}: {} instance(s), {} bytes, {}{}",
+            a.started_at,
+            a.calling_ae,
+            a.called_ae,
+            a.peer_addr,
+            a.instances,
+            a.bytes,
+            a.outcome.map_or("open".to_string(), |o| o.to_string()),
+            a.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! What happens to a received instance: checked, parsed for its study and series, written
+//! durably (spool file + SQLite) and only then acknowledged. Also the association log.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pulmo_dicom::{part10_bytes, DicomFile, InstanceHeader};
+use pulmo_net::{
+    AssociationEnd as NetEnd, AssociationInfo, AssociationSummary, ReceivedInstance, StoreHandler, StoreResponse,
+};
+use pulmo_store::{AssociationEnd, AssociationId, AssociationOutcome, AssociationStart, NewInstance, Store, Timestamp, Uid};
+use tracing::{debug, error, warn};
+
+pub struct Ingest {
+    store: Store,
+    min_free_bytes: u64,
+    /// Network association number -> its row in the association log.
+    associations: Mutex<HashMap<u64, AssociationId>>,
+}
+
+impl Ingest {
+    pub fn new(store: Store, min_free_bytes: u64) -> Self {
+        Ingest { store, min_free_bytes, associations: Mutex::new(HashMap::new()) }
+    }
+
+    fn try_store(&self, req: &ReceivedInstance) -> Result<pulmo_store::Outcome, StoreResponse> {
+        self.check_free_space()?;
+        // Errors name the instance, never the patient.
+        let label = PathBuf::from(format!("instance {} from {}", req.sop_instance_uid, req.calling_ae));
+        let file = DicomFile::from_dataset_bytes(&label, &req.transfer_syntax_uid, &req.dataset)
+            .map_err(|e| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, e.to_string()))?;
+        let header = InstanceHeader::read(&file)
+            .map_err(|e| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, e.to_string()))?;
+        let uid = |value: &str, what: &str| {
+            Uid::from_dicom(value).map_err(|e| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, format!("{what}: {e}")))
+        };
+        let sop_instance = uid(&req.sop_instance_uid, "SOP Instance UID")?;
+        let sop_class = uid(&req.sop_class_uid, "SOP Class UID")?;
+        let study = uid(&header.patient_study.study_uid, "Study Instance UID")?;
+        let series = uid(&header.series_uid, "Series Instance UID")?;
+        let syntax = uid(&req.transfer_syntax_uid, "Transfer Syntax UID")?;
+        let bytes = part10_bytes(&req.sop_class_uid, &req.sop_instance_uid, &req.transfer_syntax_uid, &req.dataset);
+        // Resent instances are recognised by content, not bytes: senders re-encode.
+        let content_key = pulmo_store::sha256_hex(&file.canonical_content());
+        let instance = NewInstance {
+            sop_instance_uid: &sop_instance,
+            sop_class_uid: &sop_class,
+            study_uid: &study,
+            series_uid: &series,
+            patient_id: header.patient_study.patient_id.as_deref().unwrap_or(""),
+            transfer_syntax: &syntax,
+            calling_ae: &req.calling_ae,
+            called_ae: &req.called_ae,
+            received_at: Timestamp::now(),
+            bytes: &bytes,
+            content_key: Some(&content_key),
+        };
+        self.store.put_instance(&instance).map_err(|e| {
+            error!(error = %e, sop_instance = %req.sop_instance_uid, "storing an instance failed");
+            StoreResponse::failure(StoreResponse::OUT_OF_RESOURCES, format!("storage failure: {e}"))
+        })
+    }
+
+    fn check_free_space(&self) -> Result<(), StoreResponse> {
+        match self.store.spool().free_bytes() {
+            Ok(free) if free < self.min_free_bytes => {
+                warn!(free_mb = free / (1024 * 1024), floor_mb = self.min_free_bytes / (1024 * 1024), "disk below the free-space floor; refusing instances");
+                Err(StoreResponse::failure(StoreResponse::OUT_OF_RESOURCES, "disk below the configured free-space floor"))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(StoreResponse::failure(StoreResponse::OUT_OF_RESOURCES, format!("cannot check free space: {e}"))),
+        }
+    }
+}
+
+impl StoreHandler for Ingest {
+    fn store(&self, req: ReceivedInstance) -> StoreResponse {
+        match self.try_store(&req) {
+            Ok(outcome) => {
+                debug!(sop_instance = %req.sop_instance_uid, ?outcome, "instance stored");
+                StoreResponse::success()
+            }
+            Err(response) => {
+                warn!(status = format!("{:#06X}", response.status), reason = response.comment.as_deref().unwrap_or(""), "instance refused");
+                response
+            }
+        }
+    }
+
+    fn association_started(&self, info: &AssociationInfo) {
+        let start = AssociationStart {
+            calling_ae: &info.calling_ae,
+            called_ae: &info.called_ae,
+            peer_addr: &info.peer.to_string(),
+            started_at: Timestamp::now(),
+        };
+        match self.store.log_association_start(&start) {
+            Ok(id) => {
+                self.associations.lock().unwrap_or_else(|p| p.into_inner()).insert(info.id, id);
+            }
+            Err(e) => warn!(error = %e, "association log write failed"),
+        }
+    }
+
+    fn association_ended(&self, info: &AssociationInfo, summary: &AssociationSummary) {
+        let Some(id) = self.associations.lock().unwrap_or_else(|p| p.into_inner()).remove(&info.id) else { return };
+        let (outcome, reason) = match &summary.end {
+            NetEnd::Released => (AssociationOutcome::Released, None),
+            NetEnd::AbortedByPeer => (AssociationOutcome::Aborted, Some("aborted by peer".to_string())),
+            NetEnd::Aborted(why) => (AssociationOutcome::Aborted, Some(why.clone())),
+            NetEnd::ConnectionLost(why) => (AssociationOutcome::Error, Some(why.clone())),
+        };
+        let end = AssociationEnd {
+            ended_at: Timestamp::now(),
+            instances: summary.stored,
+            bytes: summary.bytes,
+            outcome,
+            reason: reason.as_deref(),
+        };
+        if let Err(e) = self.store.log_association_end(id, &end) {
+            warn!(error = %e, "association log write failed");
+        }
+    }
+}
