@@ -14,6 +14,7 @@ mod instance;
 mod part10;
 mod pixels;
 mod series;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -67,4 +68,12 @@ pub fn load_ct_series(paths: &[PathBuf]) -> Result<CtSeries, LoadError> {
 /// Convenience for one folder or file.
 pub fn load_ct_path(path: &Path) -> Result<CtSeries, LoadError> {
     load_ct_series(&[path.to_owned()])
+}
+
+/// DICOM UID syntax (PS3.5 9.1): 1-64 characters, digits and dots, no empty component, no
+/// leading zero in a multi-digit component. Values that pass are safe in file names and logs.
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid.split('.').all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) && (c == "0" || !c.starts_with('0')))
 }

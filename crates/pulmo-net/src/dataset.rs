@@ -24,15 +24,7 @@ pub struct SopUids {
     pub sop_instance_uid: Option<String>,
 }
 
-/// A syntactically valid UID: 1-64 characters, dot-separated numeric components without
-/// leading zeros. Values that pass are safe in file names and logs.
-pub fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty()
-        && uid.len() <= 64
-        && uid
-            .split('.')
-            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) && (c == "0" || !c.starts_with('0')))
-}
+pub use pulmo_dicom::valid_uid;
 
 /// Reads the top-level elements up to (0008,0018) and returns the SOP UIDs found there.
 pub fn read_sop_uids(bytes: &[u8], ts_uid: &str) -> Result<SopUids, String> {

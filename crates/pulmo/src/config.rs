@@ -1,5 +1,5 @@
 //! The one configuration file hospital IT edits (`config/pulmo.toml`): where pulmo listens,
-//! who may send to it, where it keeps data and when a study is complete. Relative paths in it are
+//! who may send to it, where it keeps data, when a study is complete, and where results go. Relative paths in it are
 //! resolved against the file's own folder, so the shipped file works from any directory.
 
 use std::net::SocketAddr;
@@ -20,6 +20,10 @@ pub struct Config {
     pub storage: Storage,
     #[serde(default)]
     pub studies: Studies,
+    #[serde(default)]
+    pub export: Export,
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +31,9 @@ pub struct Config {
 pub struct Listen {
     /// DICOM port, e.g. "0.0.0.0:11112".
     pub dicom: SocketAddr,
+    /// `/healthz` and `/metrics`, e.g. "127.0.0.1:8042"; absent = no HTTP.
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +51,39 @@ pub struct Storage {
 pub struct Studies {
     /// A study is complete after this many seconds without a new instance.
     pub quiet_seconds: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    /// Our calling AE title when sending results.
+    pub calling_ae: String,
+    pub backoff_base_seconds: f64,
+    pub backoff_cap_seconds: f64,
+    /// After this many failed attempts an export is parked as failed (see `pulmo status`).
+    pub max_attempts: u32,
+}
+
+/// A place results are sent to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub name: String,
+    pub ae_title: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for Export {
+    fn default() -> Self {
+        Export { calling_ae: "PULMO".into(), backoff_base_seconds: 2.0, backoff_cap_seconds: 300.0, max_attempts: 20 }
+    }
+}
+
+impl Destination {
+    pub fn peer(&self) -> pulmo_net::Peer {
+        pulmo_net::Peer { ae_title: self.ae_title.clone(), host: self.host.clone(), port: self.port }
+    }
 }
 
 fn default_min_free_mb() -> u64 {
@@ -70,6 +110,11 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         self.node.validate()?;
         anyhow::ensure!(self.studies.quiet_seconds > 0.0, "studies.quiet_seconds must be positive");
+        anyhow::ensure!(self.export.max_attempts > 0, "export.max_attempts must be at least 1");
+        anyhow::ensure!(pulmo_net::policy::valid_ae_title(&self.export.calling_ae), "export.calling_ae {:?} is not a valid AE title", self.export.calling_ae);
+        for d in &self.destinations {
+            anyhow::ensure!(pulmo_net::policy::valid_ae_title(&d.ae_title), "destination {}: invalid AE title {:?}", d.name, d.ae_title);
+        }
         Ok(())
     }
 
@@ -78,6 +123,12 @@ impl Config {
     }
 
     pub fn store_config(&self) -> pulmo_store::StoreConfig {
-        pulmo_store::StoreConfig::new(&self.storage.database, &self.storage.spool)
+        let mut c = pulmo_store::StoreConfig::new(&self.storage.database, &self.storage.spool);
+        c.export_backoff = pulmo_store::Backoff {
+            base: Duration::from_secs_f64(self.export.backoff_base_seconds),
+            cap: Duration::from_secs_f64(self.export.backoff_cap_seconds),
+            max_attempts: self.export.max_attempts,
+        };
+        c
     }
 }

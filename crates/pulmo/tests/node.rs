@@ -1,114 +1,14 @@
 //! `pulmo serve` as a PACS administrator runs it, with DCMTK as the real peer: C-ECHO (also
 //! repeated on one association), a real CT series stored durably and bit-exact, the study
-//! completed once after the quiet time, duplicates idempotent, kill -9 safe, SIGTERM orderly.
+//! completed once after the quiet time (one job, run once), duplicates idempotent, kill -9
+//! safe, health and metrics over HTTP, SIGTERM orderly.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod common;
 
-fn shared(sub: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(sub);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIPPED: {} is absent", p.display());
-        None
-    }
-}
-
-/// A node with its own config, spool and database in a temporary folder.
-struct Node {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(quiet_seconds: f64) -> Node {
-        let dir = tempfile::TempDir::new().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = format!(
-            "[listen]\ndicom = \"127.0.0.1:{port}\"\n\n[node]\nae_titles = [\"PULMO\"]\n\n\
-             [storage]\nspool = \"spool\"\ndatabase = \"pulmo.db\"\nmin_free_mb = 1\n\n\
-             [studies]\nquiet_seconds = {quiet_seconds}\n"
-        );
-        std::fs::write(dir.path().join("pulmo.toml"), config).unwrap();
-        Node { dir, port, child: None }
-    }
-
-    fn config(&self) -> String {
-        self.dir.path().join("pulmo.toml").display().to_string()
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pulmo"))
-            .args(["serve", "--config", &self.config()])
-            .env_remove("LD_LIBRARY_PATH")
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "pulmo serve did not listen: {}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
-    }
-
-    fn status(&self) -> Value {
-        let out = pulmo(&["status", "--json", "--config", &self.config()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// Waits until `done(status)` holds.
-    fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let s = self.status();
-            if done(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
-        child.wait().unwrap()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn pulmo(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pulmo")).args(args).env_remove("LD_LIBRARY_PATH").output().unwrap()
-}
-
-fn dcmtk(tool: &str, args: &[&str]) -> Output {
-    Command::new(tool).args(args).env("TCP_NODELAY", "1").output().expect("DCMTK is installed by scripts/setup")
-}
-
-fn count(status: &Value, section: &str, state: &str) -> u64 {
-    status[section][state].as_u64().unwrap_or(0)
-}
+use common::*;
 
 #[test]
 fn stores_a_real_series_durably_and_completes_it_once() {
@@ -123,8 +23,8 @@ fn stores_a_real_series_durably_and_completes_it_once() {
 
     let send = dcmtk("storescu", &["-aec", "PULMO", "+sd", "+r", "127.0.0.1", &port, series.to_str().unwrap()]);
     assert!(send.status.success(), "storescu: {}", String::from_utf8_lossy(&send.stderr));
-    let status = node.wait_for("the study to complete", |s| count(s, "studies", "complete") == 1);
-    assert_eq!(count(&status, "jobs", "queued"), 1, "{status:#}");
+    let status = node.wait_for("the study's job to run", |s| count(s, "jobs", "done") == 1);
+    assert_eq!((count(&status, "studies", "complete"), total_jobs(&status)), (1, 1), "{status:#}");
 
     // Every acknowledged instance is in the spool, and the spool decodes to the same volume.
     let received = pulmo_dicom::load_ct_path(&node.dir.path().join("spool")).unwrap();
@@ -136,9 +36,16 @@ fn stores_a_real_series_durably_and_completes_it_once() {
     assert!(again.status.success(), "pulmo send: {}", String::from_utf8_lossy(&again.stderr));
     std::thread::sleep(Duration::from_millis(1500));
     let status = node.status();
-    assert_eq!((count(&status, "studies", "complete"), count(&status, "jobs", "queued")), (1, 1), "{status:#}");
+    assert_eq!((count(&status, "studies", "complete"), total_jobs(&status)), (1, 1), "{status:#}");
     let associations = status["recent_associations"].as_array().unwrap();
     assert!(associations.iter().any(|a| a["instances"] == 30 && a["calling_ae"] == "STORESCU"), "{status:#}");
+
+    // Health and Prometheus metrics on the HTTP port.
+    assert_eq!(node.http_get("/healthz").as_deref(), Some("ok\n"));
+    let metrics = node.http_get("/metrics").unwrap();
+    assert!(metrics.contains("pulmo_instances_stored_total 60"), "{metrics}");
+    assert!(metrics.contains("pulmo_store_latency_seconds_count 60"), "{metrics}");
+    assert!(metrics.contains("pulmo_jobs{state=\"done\"} 1"), "{metrics}");
 
     // SIGTERM: orderly exit.
     let exit = node.signal("-TERM");
@@ -178,26 +85,15 @@ fn survives_kill_9_in_the_middle_of_a_study() {
     println!("acknowledged before kill: {acknowledged}; files in spool: {}; logged: {db_instances}", count_files(&spool));
     let resend = dcmtk("storescu", &["-aec", "PULMO", "+sd", "+r", "127.0.0.1", &port, series.to_str().unwrap()]);
     assert!(resend.status.success(), "storescu: {}", String::from_utf8_lossy(&resend.stderr));
-    let status = node.wait_for("the study to complete", |s| count(s, "studies", "complete") == 1);
-    assert_eq!(count(&status, "jobs", "queued"), 1, "{status:#}");
-    assert_eq!(count_files(&spool), 269);
+    let status = node.wait_for("the study's job to run", |s| count(s, "jobs", "done") == 1);
+    assert_eq!((count(&status, "studies", "complete"), total_jobs(&status)), (1, 1), "{status:#}");
+    // 269 CT instances plus the receipt pulmo wrote.
+    assert_eq!(count_files(&spool), 270);
     let received = pulmo_dicom::load_ct_path(&spool).unwrap();
     assert_eq!(received.volume.dims()[0], 269);
     node.signal("-TERM");
 }
 
-fn count_files(dir: &Path) -> usize {
-    fn walk(d: &Path, n: &mut usize) {
-        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, n)
-            } else if p.extension().is_some_and(|x| x == "dcm") {
-                *n += 1
-            }
-        }
-    }
-    let mut n = 0;
-    walk(dir, &mut n);
-    n
+fn total_jobs(status: &serde_json::Value) -> u64 {
+    ["queued", "running", "done", "failed"].iter().map(|s| count(status, "jobs", s)).sum()
 }

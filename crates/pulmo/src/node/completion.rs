@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use pulmo_store::{Store, Timestamp};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::info;
+
+use super::blocking;
 
 pub async fn run(store: Store, quiet: Duration, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     // Check a few times per quiet period so completion lands close to the configured time.
@@ -20,15 +22,8 @@ pub async fn run(store: Store, quiet: Duration, mut stop: watch::Receiver<bool>)
 }
 
 async fn complete_due(store: &Store, quiet: Duration) {
-    let store = store.clone();
-    let result = tokio::task::spawn_blocking(move || store.complete_due_studies(Timestamp::now(), quiet)).await;
-    match result {
-        Ok(Ok(completed)) => {
-            for c in completed {
-                info!(study = %c.study_uid, version = c.version, job = ?c.job_id, "study complete; job queued");
-            }
-        }
-        Ok(Err(e)) => error!(error = %e, "checking for complete studies failed"),
-        Err(e) => error!(error = %e, "quiet timer task failed"),
+    let completed = blocking(store, move |s| s.complete_due_studies(Timestamp::now(), quiet)).await;
+    for c in completed.unwrap_or_default() {
+        info!(study = %c.study_uid, version = c.version, job = %c.job_id, "study complete; job queued");
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use pulmo_dicom::{part10_bytes, DicomFile, InstanceHeader};
 use pulmo_net::{
@@ -12,16 +14,19 @@ use pulmo_net::{
 use pulmo_store::{AssociationEnd, AssociationId, AssociationOutcome, AssociationStart, NewInstance, Store, Timestamp, Uid};
 use tracing::{debug, error, warn};
 
+use super::metrics::Metrics;
+
 pub struct Ingest {
     store: Store,
+    metrics: Arc<Metrics>,
     min_free_bytes: u64,
     /// Network association number -> its row in the association log.
     associations: Mutex<HashMap<u64, AssociationId>>,
 }
 
 impl Ingest {
-    pub fn new(store: Store, min_free_bytes: u64) -> Self {
-        Ingest { store, min_free_bytes, associations: Mutex::new(HashMap::new()) }
+    pub fn new(store: Store, min_free_bytes: u64, metrics: Arc<Metrics>) -> Self {
+        Ingest { store, metrics, min_free_bytes, associations: Mutex::new(HashMap::new()) }
     }
 
     fn try_store(&self, req: &ReceivedInstance) -> Result<pulmo_store::Outcome, StoreResponse> {
@@ -76,12 +81,17 @@ impl Ingest {
 
 impl StoreHandler for Ingest {
     fn store(&self, req: ReceivedInstance) -> StoreResponse {
+        let start = Instant::now();
         match self.try_store(&req) {
             Ok(outcome) => {
                 debug!(sop_instance = %req.sop_instance_uid, ?outcome, "instance stored");
+                self.metrics.observe_store(start.elapsed());
+                self.metrics.instances_stored.fetch_add(1, Relaxed);
+                self.metrics.bytes_received.fetch_add(req.dataset.len() as u64, Relaxed);
                 StoreResponse::success()
             }
             Err(response) => {
+                self.metrics.instances_refused.fetch_add(1, Relaxed);
                 warn!(status = format!("{:#06X}", response.status), reason = response.comment.as_deref().unwrap_or(""), "instance refused");
                 response
             }
@@ -89,6 +99,7 @@ impl StoreHandler for Ingest {
     }
 
     fn association_started(&self, info: &AssociationInfo) {
+        self.metrics.associations.fetch_add(1, Relaxed);
         let start = AssociationStart {
             calling_ae: &info.calling_ae,
             called_ae: &info.called_ae,

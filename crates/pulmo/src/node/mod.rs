@@ -1,8 +1,13 @@
 //! The running node (`pulmo serve`): the SCP storing into the spool and database, the quiet
-//! timer that turns finished studies into queued jobs, and orderly shutdown on SIGTERM/SIGINT.
+//! timer that turns finished studies into queued jobs, the job runner, one export loop per
+//! destination, and orderly shutdown on SIGTERM/SIGINT.
 
 mod completion;
+mod export;
+mod http;
 mod ingest;
+mod jobs;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -20,8 +25,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the DICOM port {}", config.listen.dicom))?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ingest = Arc::new(Ingest::new(store.clone(), config.storage.min_free_mb * 1024 * 1024));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let ingest = Arc::new(Ingest::new(store.clone(), config.storage.min_free_mb * 1024 * 1024, metrics.clone()));
     let completion = tokio::spawn(completion::run(store.clone(), config.quiet_time(), stop_rx.clone()));
+    let mut workers = tokio::task::JoinSet::new();
+    let names = config.destinations.iter().map(|d| d.name.clone()).collect();
+    workers.spawn(jobs::run(store.clone(), names, stop_rx.clone()));
+    for d in &config.destinations {
+        workers.spawn(export::run(store.clone(), d.clone(), config.export.calling_ae.clone(), metrics.clone(), stop_rx.clone()));
+    }
+    if let Some(addr) = config.listen.http {
+        let http = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the HTTP port {addr}"))?;
+        info!(%addr, "HTTP /healthz and /metrics listening");
+        let (store, metrics, stop) = (store.clone(), metrics.clone(), stop_rx.clone());
+        workers.spawn(async move {
+            if let Err(e) = http::serve(http, store, metrics, stop).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+    }
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested: no new associations; finishing the ones in flight");
@@ -29,6 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
     pulmo_net::serve(listener, Arc::new(config.node.clone()), ingest, stop_rx).await?;
     completion.await.context("quiet timer task")??;
+    workers.join_all().await;
     info!("pulmo stopped");
     Ok(())
 }
@@ -59,6 +82,26 @@ async fn wait_for_signal() {
         }
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs a store call on the blocking pool (the store fsyncs and locks); errors are logged and
+/// give None, so a loop can carry on with its next round.
+pub(crate) async fn blocking<T: Send + 'static>(
+    store: &pulmo_store::Store,
+    f: impl FnOnce(&pulmo_store::Store) -> pulmo_store::Result<T> + Send + 'static,
+) -> Option<T> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "store access failed");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store task failed");
+            None
         }
     }
 }

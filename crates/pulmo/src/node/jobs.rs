@@ -1,0 +1,104 @@
+//! The job runner: takes queued jobs (one complete study version each) and runs the study's
+//! pipeline. Until the analysis pipeline lands, the one pipeline is the receipt: a Key Object
+//! Selection "received by pulmo" that references every instance, queued to every destination.
+
+use std::time::Duration;
+
+use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
+use pulmo_dicom::{DicomFile, InstanceHeader};
+use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::blocking;
+
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+pub async fn run(store: Store, destinations: Vec<String>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let job = blocking(&store, |s| s.claim_next_job(Timestamp::now())).await.flatten();
+        let delay = match job {
+            Some(job) => {
+                let destinations = destinations.clone();
+                blocking(&store, move |s| {
+                    let outcome = receipt(s, &job, &destinations);
+                    match &outcome {
+                        Ok(summary) => info!(job = %job.id, study = %job.study_uid, version = job.study_version, "{summary}"),
+                        Err(e) => warn!(job = %job.id, study = %job.study_uid, error = %e, "job failed"),
+                    }
+                    s.finish_job(job.id, outcome.as_ref().map(|_| ()).map_err(String::as_str), Timestamp::now())
+                })
+                .await;
+                Duration::ZERO
+            }
+            None => IDLE_POLL,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+        }
+    }
+}
+
+/// Writes the receipt KOS of this study version into the spool and queues it for export.
+fn receipt(store: &Store, job: &Job, destinations: &[String]) -> Result<String, String> {
+    let instances = store.study_instances(&job.study_uid).map_err(|e| e.to_string())?;
+    // A study that only got pulmo's own kind of object back (e.g. the PACS forwarding our
+    // receipt) needs no new receipt: that would loop.
+    let new_images = instances.iter().any(|i| i.study_version == job.study_version && i.sop_class_uid.as_str() != KOS_SOP_CLASS);
+    if !new_images {
+        return Ok("nothing new to acknowledge".into());
+    }
+    let images: Vec<&InstanceRecord> = instances.iter().filter(|i| i.sop_class_uid.as_str() != KOS_SOP_CLASS).collect();
+    let first = store.spool().absolute(&images[0].path);
+    let file = DicomFile::open(&first).map_err(|e| e.to_string())?;
+    let header = InstanceHeader::read(&file).map_err(|e| e.to_string())?;
+    let kos = receipt_document(job, &header, &images)?;
+    let bytes = kos.to_part10().map_err(|e| e.to_string())?;
+    let uid = |s: &str| Uid::parse(s).map_err(|e| e.to_string());
+    let path = SpoolPath::instance(&job.study_uid, &uid(&kos.series_uid)?, &uid(&kos.sop_instance_uid)?);
+    store.spool().write_atomically(&path, &bytes).map_err(|e| e.to_string())?;
+    let object = ExportObject {
+        sop_instance_uid: uid(&kos.sop_instance_uid)?,
+        sop_class_uid: uid(KOS_SOP_CLASS)?,
+        path: store.spool().absolute(&path),
+    };
+    for d in destinations {
+        store.queue_exports(&job.study_uid, d, std::slice::from_ref(&object), Timestamp::now()).map_err(|e| e.to_string())?;
+    }
+    Ok(format!("receipt written for {} instance(s), queued to {} destination(s)", images.len(), destinations.len()))
+}
+
+fn receipt_document(job: &Job, header: &InstanceHeader, images: &[&InstanceRecord]) -> Result<KeyObjectSelection, String> {
+    let now = Timestamp::now().to_string(); // "YYYY-MM-DD HH:MM:SSZ"
+    let date = now[..10].replace('-', "");
+    let time = now[11..19].replace(':', "");
+    Ok(KeyObjectSelection {
+        study: StudyContext::from(&header.patient_study),
+        // Same study version, same UIDs: a rerun replaces its receipt instead of adding one.
+        series_uid: derived_uid(job, "receipt-series"),
+        sop_instance_uid: derived_uid(job, "receipt-instance"),
+        series_number: 9001,
+        instance_number: 1,
+        content_datetime: (date, time),
+        title: DocumentTitle::OfInterest,
+        description: Some(format!("Received by pulmo: {} instance(s), study version {}", images.len(), job.study_version)),
+        references: images
+            .iter()
+            .map(|i| ReferencedInstance {
+                series_uid: i.series_uid.to_string(),
+                sop_class_uid: i.sop_class_uid.to_string(),
+                sop_instance_uid: i.sop_instance_uid.to_string(),
+            })
+            .collect(),
+        manufacturer: "pulmo".into(),
+        software_version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// "2.25." + 128 bits of SHA-256(study UID, version, label): deterministic and unique.
+fn derived_uid(job: &Job, label: &str) -> String {
+    let hex = pulmo_store::sha256_hex(format!("{}/{}/{label}", job.study_uid, job.study_version).as_bytes());
+    let value = u128::from_str_radix(&hex[..32], 16).unwrap_or_default();
+    format!("2.25.{value}")
+}

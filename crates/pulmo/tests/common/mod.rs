@@ -1,0 +1,140 @@
+//! Shared by the node tests: a `pulmo serve` child with its own config, spool and database,
+//! and helpers to run pulmo and DCMTK tools.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn shared(sub: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(sub);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} is absent", p.display());
+        None
+    }
+}
+
+/// A node with its own config, spool and database in a temporary folder.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub http: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn new(quiet_seconds: f64) -> Node {
+        Node::with_config(quiet_seconds, "")
+    }
+
+    /// `extra` is appended to the generated configuration (e.g. `[[destinations]]`).
+    pub fn with_config(quiet_seconds: f64, extra: &str) -> Node {
+        let dir = tempfile::TempDir::new().unwrap();
+        let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, http) = (free(), free());
+        let config = format!(
+            "[listen]\ndicom = \"127.0.0.1:{port}\"\nhttp = \"127.0.0.1:{http}\"\n\n[node]\nae_titles = [\"PULMO\"]\n\n\
+             [storage]\nspool = \"spool\"\ndatabase = \"pulmo.db\"\nmin_free_mb = 1\n\n\
+             [studies]\nquiet_seconds = {quiet_seconds}\n\n{extra}"
+        );
+        std::fs::write(dir.path().join("pulmo.toml"), config).unwrap();
+        Node { dir, port, http, child: None }
+    }
+
+    pub fn config(&self) -> String {
+        self.dir.path().join("pulmo.toml").display().to_string()
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pulmo"))
+            .args(["serve", "--config", &self.config()])
+            .env_remove("LD_LIBRARY_PATH")
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "pulmo serve did not listen: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// GET on the node's HTTP port, body as text (None unless 200).
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        let out = Command::new("curl").args(["-sf", &format!("http://127.0.0.1:{}{path}", self.http)]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        let out = pulmo(&["status", "--json", "--config", &self.config()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Waits until `done(status)` holds.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status();
+            if done(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn pulmo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pulmo")).args(args).env_remove("LD_LIBRARY_PATH").output().unwrap()
+}
+
+pub fn dcmtk(tool: &str, args: &[&str]) -> Output {
+    Command::new(tool).args(args).env("TCP_NODELAY", "1").output().expect("DCMTK is installed by scripts/setup")
+}
+
+pub fn count(status: &Value, section: &str, state: &str) -> u64 {
+    status[section][state].as_u64().unwrap_or(0)
+}
+
+pub fn count_files(dir: &Path) -> usize {
+    fn walk(d: &Path, n: &mut usize) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, n)
+            } else if p.extension().is_some_and(|x| x == "dcm") {
+                *n += 1
+            }
+        }
+    }
+    let mut n = 0;
+    walk(dir, &mut n);
+    n
+}
