@@ -64,6 +64,47 @@ fn exports_are_retried_until_a_late_destination_accepts_them() {
     node.signal("-TERM");
 }
 
+/// A destination that misbehaves (DCMTK storescp fault flags) until it is replaced by a
+/// well-behaved one: the export is retried, the attempts are visible, then it is delivered.
+#[test]
+fn exports_survive_a_refusing_an_aborting_and_a_sleeping_destination() {
+    let Some(series) = shared("ct/lung-pet-ct-dx-a0002/b40f") else { return };
+    for fault in [&["--refuse"][..], &["--abort-during"], &["--sleep-during", "30"]] {
+        let dest_port = free_port();
+        let mut node = Node::with_config(0.5, &destination("archive", "ARCHIVE", dest_port));
+        node.start();
+        let out = tempfile::TempDir::new().unwrap();
+        let storescp = |extra: &[&str]| {
+            Killed(
+                Command::new("storescp")
+                    .args(["-aet", "ARCHIVE", "-od", out.path().to_str().unwrap()])
+                    .args(extra)
+                    .arg(dest_port.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let faulty = storescp(fault);
+        let send = dcmtk("storescu", &["-aec", "PULMO", "+sd", "+r", "127.0.0.1", &node.port.to_string(), series.to_str().unwrap()]);
+        assert!(send.status.success(), "storescu: {}", String::from_utf8_lossy(&send.stderr));
+        let wanted = if fault[0] == "--sleep-during" { 1 } else { 2 };
+        let status = node.wait_for("failed attempts against the faulty peer", |s| {
+            s["pending_exports"].as_array().is_some_and(|p| p.iter().any(|g| g["attempts"].as_u64() >= Some(wanted)))
+        });
+        println!("{fault:?}: {}", status["pending_exports"]);
+        drop(faulty);
+        let _good = storescp(&[]);
+        let status = node.wait_for("delivery once the peer behaves", |s| {
+            s["exports"].as_array().is_some_and(|d| d.iter().any(|x| x["counts"]["done"] == 1))
+        });
+        let received: Vec<_> = std::fs::read_dir(out.path()).unwrap().flatten().filter(|e| e.path().is_file()).collect();
+        assert_eq!(received.len(), 1, "{fault:?}: {status:#}");
+        node.signal("-TERM");
+    }
+}
+
 fn count_all_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }

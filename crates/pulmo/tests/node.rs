@@ -97,3 +97,47 @@ fn survives_kill_9_in_the_middle_of_a_study() {
 fn total_jobs(status: &serde_json::Value) -> u64 {
     ["queued", "running", "done", "failed"].iter().map(|s| count(status, "jobs", s)).sum()
 }
+
+#[test]
+fn below_the_free_space_floor_instances_are_refused_with_out_of_resources() {
+    let Some(series) = shared("ct/lung-pet-ct-dx-a0002/b40f") else { return };
+    let mut node = Node::new(1.0);
+    node.set("min_free_mb", "1000000000"); // a petabyte: never available
+    node.start();
+    let one = series.join("1-01.dcm");
+    let send = dcmtk("storescu", &["-aec", "PULMO", "-v", "127.0.0.1", &node.port.to_string(), one.to_str().unwrap()]);
+    let log = String::from_utf8_lossy(&send.stdout).to_string() + &String::from_utf8_lossy(&send.stderr);
+    assert!(log.contains("Refused: OutOfResources"), "{log}");
+    assert_eq!(count_files(&node.dir.path().join("spool")), 0);
+    let status = node.status();
+    assert_eq!(count(&status, "studies", "receiving") + count(&status, "studies", "complete"), 0, "{status:#}");
+    // The node keeps serving.
+    assert!(dcmtk("echoscu", &["-aec", "PULMO", "127.0.0.1", &node.port.to_string()]).status.success());
+    node.signal("-TERM");
+}
+
+#[test]
+fn one_study_over_concurrent_associations_completes_once() {
+    let Some(series) = shared("ct/lung-pet-ct-dx-a0002/b70f") else { return };
+    let mut node = Node::new(1.5);
+    node.start();
+    let mut files: Vec<String> = std::fs::read_dir(&series).unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
+    files.sort();
+    let port = node.port.to_string();
+    let senders: Vec<_> = files
+        .chunks(10)
+        .map(|chunk| {
+            let mut args = vec!["-aec", "PULMO", "127.0.0.1", &port];
+            args.extend(chunk.iter().map(String::as_str));
+            Command::new("storescu").args(&args).env("TCP_NODELAY", "1").spawn().unwrap()
+        })
+        .collect();
+    for mut s in senders {
+        assert!(s.wait().unwrap().success());
+    }
+    let status = node.wait_for("the study's job to run", |s| count(s, "jobs", "done") == 1);
+    assert_eq!((count(&status, "studies", "complete"), total_jobs(&status)), (1, 1), "{status:#}");
+    let associations = status["recent_associations"].as_array().unwrap();
+    assert_eq!(associations.iter().map(|a| a["instances"].as_u64().unwrap()).sum::<u64>(), 30, "{status:#}");
+    node.signal("-TERM");
+}

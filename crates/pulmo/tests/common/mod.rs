@@ -32,6 +32,17 @@ impl Node {
         Node::with_config(quiet_seconds, "")
     }
 
+    /// Rewrites one `key = value` line of the generated configuration.
+    pub fn set(&self, key: &str, value: &str) {
+        let path = self.dir.path().join("pulmo.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| if l.starts_with(&format!("{key} =")) { format!("{key} = {value}") } else { l.to_string() })
+            .collect();
+        std::fs::write(&path, text.join("\n")).unwrap();
+    }
+
     /// `extra` is appended to the generated configuration (e.g. `[[destinations]]`).
     pub fn with_config(quiet_seconds: f64, extra: &str) -> Node {
         let dir = tempfile::TempDir::new().unwrap();
