@@ -2,6 +2,7 @@
 //! who may send to it, where it keeps data, when a study is complete, and where results go. Relative paths in it are
 //! resolved against the file's own folder, so the shipped file works from any directory.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,19 @@ pub struct Config {
     pub export: Export,
     #[serde(default)]
     pub destinations: Vec<Destination>,
+    /// Pipeline profile per called AE title; titles not listed use `receipt`.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// What pulmo does with a complete study, chosen by the AE title it was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Acknowledge the study with a receipt (Key Object Selection) sent to the destinations.
+    Receipt,
+    /// Keep the study (e.g. priors for comparison) and produce nothing.
+    StoreOnly,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +126,9 @@ impl Config {
         anyhow::ensure!(self.studies.quiet_seconds > 0.0, "studies.quiet_seconds must be positive");
         anyhow::ensure!(self.export.max_attempts > 0, "export.max_attempts must be at least 1");
         anyhow::ensure!(pulmo_net::policy::valid_ae_title(&self.export.calling_ae), "export.calling_ae {:?} is not a valid AE title", self.export.calling_ae);
+        for ae in self.profiles.keys() {
+            anyhow::ensure!(self.node.ae_titles.contains(ae), "profiles: {ae:?} is not one of node.ae_titles");
+        }
         for d in &self.destinations {
             anyhow::ensure!(pulmo_net::policy::valid_ae_title(&d.ae_title), "destination {}: invalid AE title {:?}", d.name, d.ae_title);
         }
@@ -130,5 +147,27 @@ impl Config {
             max_attempts: self.export.max_attempts,
         };
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_configuration_is_valid() {
+        let config: Config = toml::from_str(include_str!("../../../config/pulmo.toml")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.node.ae_titles, ["PULMO"]);
+        assert_eq!(config.profiles.get("PULMO"), Some(&Profile::Receipt));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_profiles_are_refused() {
+        let base = "[listen]\ndicom = \"127.0.0.1:11112\"\n[storage]\nspool = \"s\"\ndatabase = \"d\"\n";
+        assert!(toml::from_str::<Config>(&format!("{base}[studies]\nquiet = 3\n")).is_err());
+        let config: Config = toml::from_str(&format!("{base}[profiles]\nOTHER = \"receipt\"\n")).unwrap();
+        assert!(config.validate().is_err(), "a profile for an AE title we do not answer to");
+        assert!(toml::from_str::<Config>(&format!("{base}[profiles]\nPULMO = \"analyse\"\n")).is_err());
     }
 }

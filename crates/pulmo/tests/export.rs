@@ -193,3 +193,22 @@ fn orthanc_pushes_a_study_and_gets_the_result_back_in_the_same_study() {
     assert_eq!(pacs.get("/studies").unwrap().as_array().unwrap().len(), 1, "the result must join the same study");
     node.signal("-TERM");
 }
+
+/// The called AE title selects the pipeline: a study sent to a store-only AE is kept but
+/// produces no result; the same node's default AE produces and exports the receipt.
+#[test]
+fn the_called_ae_title_selects_the_pipeline_profile() {
+    let Some(series) = shared("ct/lung-pet-ct-dx-a0002/b40f") else { return };
+    let dest_port = free_port();
+    let extra = destination("archive", "ARCHIVE", dest_port) + "\n[profiles]\nPRIORS = \"store-only\"\n";
+    let mut node = Node::with_config(0.5, &extra);
+    node.set("ae_titles", "[\"PULMO\", \"PRIORS\"]");
+    node.start();
+    let send = dcmtk("storescu", &["-aec", "PRIORS", "+sd", "+r", "127.0.0.1", &node.port.to_string(), series.to_str().unwrap()]);
+    assert!(send.status.success(), "storescu: {}", String::from_utf8_lossy(&send.stderr));
+    let status = node.wait_for("the job to run", |s| count(s, "jobs", "done") == 1);
+    assert!(status["pending_exports"].as_array().unwrap().is_empty(), "{status:#}");
+    assert!(status["recent_jobs"].to_string().contains("done"), "{status:#}");
+    assert_eq!(count_files(&node.dir.path().join("spool")), 30, "no receipt for a store-only study");
+    node.signal("-TERM");
+}

@@ -2,6 +2,7 @@
 //! pipeline. Until the analysis pipeline lands, the one pipeline is the receipt: a Key Object
 //! Selection "received by pulmo" that references every instance, queued to every destination.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
@@ -11,17 +12,25 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::blocking;
+use crate::config::Profile;
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-pub async fn run(store: Store, destinations: Vec<String>, mut stop: watch::Receiver<bool>) {
+/// What the job runner needs from the configuration.
+#[derive(Clone)]
+pub struct JobSettings {
+    pub destinations: Vec<String>,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+pub async fn run(store: Store, settings: JobSettings, mut stop: watch::Receiver<bool>) {
     loop {
         let job = blocking(&store, |s| s.claim_next_job(Timestamp::now())).await.flatten();
         let delay = match job {
             Some(job) => {
-                let destinations = destinations.clone();
+                let settings = settings.clone();
                 blocking(&store, move |s| {
-                    let outcome = receipt(s, &job, &destinations);
+                    let outcome = run_job(s, &job, &settings);
                     match &outcome {
                         Ok(summary) => info!(job = %job.id, study = %job.study_uid, version = job.study_version, "{summary}"),
                         Err(e) => warn!(job = %job.id, study = %job.study_uid, error = %e, "job failed"),
@@ -40,9 +49,19 @@ pub async fn run(store: Store, destinations: Vec<String>, mut stop: watch::Recei
     }
 }
 
-/// Writes the receipt KOS of this study version into the spool and queues it for export.
-fn receipt(store: &Store, job: &Job, destinations: &[String]) -> Result<String, String> {
+/// Runs the profile of the AE title this study version was sent to.
+fn run_job(store: &Store, job: &Job, settings: &JobSettings) -> Result<String, String> {
     let instances = store.study_instances(&job.study_uid).map_err(|e| e.to_string())?;
+    let called_ae = instances.iter().find(|i| i.study_version == job.study_version).map(|i| i.called_ae.trim().to_string());
+    let profile = called_ae.as_deref().and_then(|ae| settings.profiles.get(ae)).copied().unwrap_or(Profile::Receipt);
+    match profile {
+        Profile::StoreOnly => Ok(format!("stored only (profile store-only for {})", called_ae.unwrap_or_default())),
+        Profile::Receipt => receipt(store, job, &instances, &settings.destinations),
+    }
+}
+
+/// Writes the receipt KOS of this study version into the spool and queues it for export.
+fn receipt(store: &Store, job: &Job, instances: &[InstanceRecord], destinations: &[String]) -> Result<String, String> {
     // A study that only got pulmo's own kind of object back (e.g. the PACS forwarding our
     // receipt) needs no new receipt: that would loop.
     let new_images = instances.iter().any(|i| i.study_version == job.study_version && i.sop_class_uid.as_str() != KOS_SOP_CLASS);

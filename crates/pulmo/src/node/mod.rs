@@ -29,8 +29,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ingest = Arc::new(Ingest::new(store.clone(), config.storage.min_free_mb * 1024 * 1024, metrics.clone()));
     let completion = tokio::spawn(completion::run(store.clone(), config.quiet_time(), stop_rx.clone()));
     let mut workers = tokio::task::JoinSet::new();
-    let names = config.destinations.iter().map(|d| d.name.clone()).collect();
-    workers.spawn(jobs::run(store.clone(), names, stop_rx.clone()));
+    let settings = jobs::JobSettings {
+        destinations: config.destinations.iter().map(|d| d.name.clone()).collect(),
+        profiles: config.profiles.clone(),
+    };
+    workers.spawn(jobs::run(store.clone(), settings, stop_rx.clone()));
     for d in &config.destinations {
         workers.spawn(export::run(store.clone(), d.clone(), config.export.calling_ae.clone(), metrics.clone(), stop_rx.clone()));
     }
