@@ -334,8 +334,8 @@ def write_section(rows, cases, mean_bytes, n_series):
         "default-settings rows measure that latency, not the receivers; hence the single series there. "
         "storescp without --fork serves one association at a time: the other senders' "
         "connections wait in the listen backlog, and storescu gives up on an association "
-        "after its 30 s ACSE timeout. The machine was shared with concurrent compiles, so "
-        "single runs vary; the per-run figures above show the spread.",
+        "after its 30 s ACSE timeout. Single runs vary on this shared virtual machine; the "
+        "per-run figures above show the spread.",
     ]
     section = "\n".join(lines) + "\n"
     print(section)
