@@ -22,7 +22,7 @@ pub use ct::{CtSeries, SliceSource, StackPlan};
 pub use error::{FileError, LoadError};
 pub use instance::{FramePlane, Instance, InstanceHeader, PatientStudy};
 pub use part10::{part10_bytes, DicomFile, FileMeta, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
-pub use series::{scan, Series, SeriesCollector, SeriesSet, Skipped};
+pub use series::{scan, Series, SeriesCollector, SeriesSet, SkipKind, Skipped};
 
 impl SeriesSet {
     /// Errors if the instances belong to more than one patient (PatientID, else name).

@@ -14,6 +14,16 @@ use crate::{DicomFile, Instance, InstanceHeader, LoadError};
 pub struct Skipped {
     pub path: PathBuf,
     pub reason: String,
+    pub kind: SkipKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipKind {
+    /// Not readable as DICOM (or missing what every instance needs).
+    Unreadable,
+    /// A readable image left out of the stacks: a localizer or a stray scout.
+    NotInStack,
 }
 
 /// Instances that form one image stack.
@@ -72,7 +82,7 @@ impl SeriesCollector {
 
     /// Records a file that could not be read; folder scans go on past such files.
     pub fn skip(&mut self, path: PathBuf, reason: String) {
-        self.skipped.push(Skipped { path, reason });
+        self.skipped.push(Skipped { path, reason, kind: SkipKind::Unreadable });
     }
 
     pub fn finish(self) -> SeriesSet {
@@ -81,7 +91,7 @@ impl SeriesCollector {
         for inst in self.instances {
             if inst.is_localizer() {
                 let reason = "localizer (ImageType LOCALIZER)".to_string();
-                set.skipped.push(Skipped { path: inst.path, reason });
+                set.skipped.push(Skipped { path: inst.path, reason, kind: SkipKind::NotInStack });
             } else {
                 by_uid.entry(inst.header.series_uid.clone()).or_default().push(inst);
             }
@@ -121,7 +131,7 @@ fn split_series(uid: String, instances: Vec<Instance>, set: &mut SeriesSet) {
         if i > 0 && single_frames && stack.len() <= MAX_STRAY_SCOUT_IMAGES {
             for inst in stack {
                 let reason = format!("orientation or matrix differs from the rest of series {uid} (scout?)");
-                set.skipped.push(Skipped { path: inst.path, reason });
+                set.skipped.push(Skipped { path: inst.path, reason, kind: SkipKind::NotInStack });
             }
             continue;
         }
@@ -193,8 +203,13 @@ pub fn scan(paths: &[PathBuf], keep_pixels: bool) -> Result<SeriesSet, LoadError
         return Err(LoadError::NoDicomFiles(paths.first().cloned().unwrap_or_default()));
     }
     let set = collector.finish();
+    // Localizers and scouts are worth an operator's attention; stray non-DICOM files
+    // (reports, DICOMDIRs, annotations) are routine and listed at debug level.
     for s in &set.skipped {
-        tracing::info!(path = %s.path.display(), reason = %s.reason, "skipped");
+        match s.kind {
+            SkipKind::Unreadable => tracing::debug!(path = %s.path.display(), reason = %s.reason, "skipped"),
+            SkipKind::NotInStack => tracing::info!(path = %s.path.display(), reason = %s.reason, "skipped"),
+        }
     }
     tracing::info!(files = read_count, series = set.series.len(), skipped = set.skipped.len(), "scanned");
     Ok(set)

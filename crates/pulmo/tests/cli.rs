@@ -98,7 +98,7 @@ fn json_logs_are_one_object_per_line_on_stderr() {
     std::fs::write(dir.path().join("stray.txt"), "x").unwrap();
     let study = dir.path().join("study");
     stdout(&pulmo(&["phantom", "--seed", "2", "--rows", "200", "--pixel-spacing", "1.3", "--slice-spacing", "5", "--out", study.to_str().unwrap()]));
-    let out = pulmo(&["--log-format", "json", "inspect", dir.path().to_str().unwrap()]);
+    let out = pulmo(&["--log-format", "json", "-v", "inspect", dir.path().to_str().unwrap()]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let events: Vec<serde_json::Value> = stderr.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
