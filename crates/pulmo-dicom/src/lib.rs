@@ -3,7 +3,8 @@
 //! Reading: [`DicomFile`] parses one file (tolerant of real archives' meta groups),
 //! [`Instance`] extracts the header pulmo needs, [`SeriesCollector`] / [`scan`] group instances
 //! into [`Series`], and [`CtSeries::assemble`] turns a CT series into a HU [`Volume`] in patient
-//! coordinates. Writers for SEG, SR, KOS and Secondary Capture come with the output issue.
+//! coordinates. [`wire`] reads what a node files an instance under straight from the received
+//! bytes. Writers for SEG, SR, KOS and Secondary Capture come with the output issue.
 //!
 //! [`Volume`]: pulmo_volume::Volume
 
@@ -14,6 +15,7 @@ mod instance;
 mod part10;
 mod pixels;
 mod series;
+pub mod wire;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use ct::{CtSeries, SliceSource, StackPlan};
 pub use error::{FileError, LoadError};
 pub use instance::{FramePlane, Instance, InstanceHeader, PatientStudy};
-pub use part10::{part10_bytes, DicomFile, FileMeta, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
+pub use part10::{part10_bytes, part10_header, DicomFile, FileMeta, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};
 pub use series::{scan, Series, SeriesCollector, SeriesSet, SkipKind, Skipped};
 
 impl SeriesSet {
@@ -68,6 +70,17 @@ pub fn load_ct_series(paths: &[PathBuf]) -> Result<CtSeries, LoadError> {
 /// Convenience for one folder or file.
 pub fn load_ct_path(path: &Path) -> Result<CtSeries, LoadError> {
     load_ct_series(&[path.to_owned()])
+}
+
+/// A UID derived from `seed`: "2.25." and the first 128 bits of SHA-256(seed) as a decimal
+/// (PS3.5 B.2). The same seed always gives the same UID, so re-running an export for one study
+/// version replaces its objects instead of duplicating them.
+pub fn derived_uid(seed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut high = [0u8; 16];
+    high.copy_from_slice(&digest[..16]);
+    format!("2.25.{}", u128::from_be_bytes(high))
 }
 
 /// DICOM UID syntax (PS3.5 9.1): 1-64 characters, digits and dots, no empty component, no

@@ -94,6 +94,14 @@ fn write_content(obj: &InMemDicomObject, out: &mut Vec<u8>) {
 /// A Part-10 file: preamble, "DICM", a meta group naming the SOP instance and transfer
 /// syntax, then `dataset` exactly as given (e.g. as received over the network, not re-encoded).
 pub fn part10_bytes(sop_class_uid: &str, sop_instance_uid: &str, transfer_syntax: &str, dataset: &[u8]) -> Vec<u8> {
+    let mut out = part10_header(sop_class_uid, sop_instance_uid, transfer_syntax);
+    out.extend_from_slice(dataset);
+    out
+}
+
+/// The preamble, "DICM" and file meta group that [`part10_bytes`] puts before the data set, for
+/// writers that send the data set on without copying it.
+pub fn part10_header(sop_class_uid: &str, sop_instance_uid: &str, transfer_syntax: &str) -> Vec<u8> {
     let mut group = Vec::with_capacity(256);
     meta_element(&mut group, 0x0001, b"OB", &[0, 1]);
     meta_element(&mut group, 0x0002, b"UI", sop_class_uid.as_bytes());
@@ -101,12 +109,11 @@ pub fn part10_bytes(sop_class_uid: &str, sop_instance_uid: &str, transfer_syntax
     meta_element(&mut group, 0x0010, b"UI", transfer_syntax.as_bytes());
     meta_element(&mut group, 0x0012, b"UI", IMPLEMENTATION_CLASS_UID.as_bytes());
     meta_element(&mut group, 0x0013, b"SH", IMPLEMENTATION_VERSION_NAME.as_bytes());
-    let mut out = Vec::with_capacity(132 + 12 + group.len() + dataset.len());
+    let mut out = Vec::with_capacity(132 + 12 + group.len());
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     meta_element(&mut out, 0x0000, b"UL", &(group.len() as u32).to_le_bytes());
     out.extend_from_slice(&group);
-    out.extend_from_slice(dataset);
     out
 }
 

@@ -7,6 +7,8 @@ use crate::dimse::Command;
 
 /// Command sets are a few hundred bytes; anything this large is garbage.
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Reserve no more than this ahead of a data set on the strength of the previous one.
+const MAX_SIZE_HINT: u64 = 64 * 1024 * 1024;
 
 /// One complete DIMSE message.
 #[derive(Debug)]
@@ -31,6 +33,12 @@ pub struct Assembler {
     data: Vec<u8>,
     data_len: u64,
     oversized: bool,
+    /// Size of the previous data set: senders send series of alike objects, so reserving this
+    /// much up front saves growing (and copying) the buffer fragment by fragment.
+    size_hint: usize,
+    /// The previous data set's buffer, handed back after storing: reusing it keeps its pages
+    /// resident instead of faulting in fresh memory for every instance.
+    spare: Vec<u8>,
 }
 
 impl Assembler {
@@ -43,6 +51,16 @@ impl Assembler {
             data: Vec::new(),
             data_len: 0,
             oversized: false,
+            size_hint: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Gives back a data set buffer this assembler produced, for the next message to fill.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() as u64 <= MAX_SIZE_HINT {
+            buffer.clear();
+            self.spare = buffer;
         }
     }
 
@@ -96,9 +114,12 @@ impl Assembler {
             // Keep reading to the end of the message, but stop keeping the bytes.
             self.oversized = true;
             self.data = Vec::new();
-        } else if self.data.is_empty() {
-            self.data = pdv.data;
         } else {
+            if self.data_len == pdv.data.len() as u64 {
+                // The first fragment of this data set.
+                self.data = std::mem::take(&mut self.spare);
+                self.data.reserve(self.size_hint.max(pdv.data.len()));
+            }
             self.data.extend_from_slice(&pdv.data);
         }
         if !pdv.is_last {
@@ -106,6 +127,9 @@ impl Assembler {
             return Ok(None);
         }
         let data = std::mem::take(&mut self.data);
+        if !self.oversized {
+            self.size_hint = usize::try_from(self.data_len.min(MAX_SIZE_HINT)).unwrap_or(0);
+        }
         Ok(Some(self.finish(command, Some(data))))
     }
 
@@ -179,6 +203,23 @@ mod tests {
         );
         let mut a = Assembler::new(10);
         assert!(a.push(pdv(1, true, true, b"garbage!!")).is_err(), "unparseable command");
+    }
+
+    #[test]
+    fn a_recycled_buffer_carries_the_next_data_set_and_nothing_of_the_last() {
+        let mut a = Assembler::new(1 << 20);
+        a.push(pdv(1, true, true, &dimse::store_rq(1, "1.2", "1.2.3"))).unwrap();
+        a.push(pdv(1, false, false, b"first ")).unwrap();
+        let m = a.push(pdv(1, false, true, b"data set")).unwrap().unwrap();
+        let buffer = m.data.unwrap();
+        assert_eq!(buffer, b"first data set");
+        let ptr = buffer.as_ptr();
+        a.recycle(buffer);
+        a.push(pdv(1, true, true, &dimse::store_rq(2, "1.2", "1.2.4"))).unwrap();
+        let m = a.push(pdv(1, false, true, b"second")).unwrap().unwrap();
+        let data = m.data.unwrap();
+        assert_eq!(data, b"second");
+        assert_eq!(data.as_ptr(), ptr, "the recycled allocation is reused");
     }
 
     #[test]

@@ -122,9 +122,10 @@ pub struct AssociationSummary {
 }
 
 /// Receives instances. `store` is blocking (it fsyncs and writes SQLite): the SCP calls it on
-/// tokio's blocking pool and sends the C-STORE-RSP only after it returns.
+/// tokio's blocking pool and sends the C-STORE-RSP only after it returns. The request is
+/// borrowed so that the SCP can reuse its data set buffer for the association's next instance.
 pub trait StoreHandler: Send + Sync {
-    fn store(&self, req: ReceivedInstance) -> StoreResponse;
+    fn store(&self, req: &ReceivedInstance) -> StoreResponse;
     fn association_started(&self, _info: &AssociationInfo) {}
     fn association_ended(&self, _info: &AssociationInfo, _summary: &AssociationSummary) {}
 }

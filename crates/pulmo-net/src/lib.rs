@@ -2,7 +2,6 @@
 //! on dicom-ul's async upper layer with our own DIMSE reassembly and status handling.
 
 mod assembler;
-mod dataset;
 pub mod dimse;
 mod error;
 pub mod handler;
@@ -14,7 +13,7 @@ mod scp;
 pub mod scu;
 mod session;
 
-pub use dataset::valid_uid;
+pub use pulmo_dicom::valid_uid;
 pub use error::NetError;
 pub use handler::{
     status, AssociationEnd, AssociationInfo, AssociationSummary, ReceivedInstance, StoreHandler, StoreResponse,

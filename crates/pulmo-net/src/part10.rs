@@ -5,7 +5,8 @@ use std::path::Path;
 
 use pulmo_dicom::{FileError, FileMeta};
 
-use crate::dataset::{read_sop_uids, valid_uid};
+use pulmo_dicom::valid_uid;
+use pulmo_dicom::wire::read_sop_uids;
 use crate::scu::OutgoingObject;
 use crate::NetError;
 

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::assembler::Assembler;
-use crate::dataset::valid_uid;
+use pulmo_dicom::valid_uid;
 use crate::dimse::{self, field, tag, Command};
 use crate::error::error_chain;
 use crate::policy::valid_ae_title;

@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::assembler::{Assembler, Message};
-use crate::dataset::{read_sop_uids, valid_uid};
+use pulmo_dicom::valid_uid;
+use pulmo_dicom::wire::read_sop_uids;
 use crate::dimse::{self, field, tag, Response};
 use crate::error::error_chain;
 use crate::handler::{
@@ -249,9 +250,12 @@ impl Session {
             .text(tag::AFFECTED_SOP_INSTANCE_UID)
             .filter(|u| valid_uid(u));
         let bytes = message.data.as_ref().map_or(0, |d| d.len() as u64);
-        let outcome = self
+        let (outcome, buffer) = self
             .store_outcome(message, &context, class.clone(), instance.clone())
             .await;
+        if let Some(buffer) = buffer {
+            self.assembler.recycle(buffer);
+        }
         if outcome.is_stored() {
             self.summary.stored += 1;
             self.summary.bytes += bytes;
@@ -277,32 +281,29 @@ impl Session {
         self.reply(context_id, &rsp.encode()).await
     }
 
-    /// The network-level checks, then the handler on the blocking pool.
+    /// The network-level checks, then the handler on the blocking pool. Also hands back the
+    /// data set buffer when it came back from the handler, for the next instance to reuse.
     async fn store_outcome(
         &self,
         message: Message,
         context: &Context,
         class: Option<String>,
         instance: Option<String>,
-    ) -> StoreResponse {
+    ) -> (StoreResponse, Option<Vec<u8>>) {
         let (Some(class), Some(instance)) = (class, instance) else {
-            return StoreResponse::failure(
-                status::CANNOT_UNDERSTAND,
-                "missing or invalid Affected SOP Class/Instance UID",
-            );
+            let rsp = StoreResponse::failure(status::CANNOT_UNDERSTAND, "missing or invalid Affected SOP Class/Instance UID");
+            return (rsp, message.data);
         };
         if class != context.abstract_syntax {
-            return StoreResponse::failure(
-                status::SOP_CLASS_NOT_SUPPORTED,
-                "SOP class differs from the presentation context's",
-            );
+            let rsp = StoreResponse::failure(status::SOP_CLASS_NOT_SUPPORTED, "SOP class differs from the presentation context's");
+            return (rsp, message.data);
         }
         if message.oversized {
             let comment = format!("data set larger than {} bytes", self.max_object_bytes);
-            return StoreResponse::failure(status::OUT_OF_RESOURCES, comment);
+            return (StoreResponse::failure(status::OUT_OF_RESOURCES, comment), None);
         }
         let Some(dataset) = message.data else {
-            return StoreResponse::failure(status::CANNOT_UNDERSTAND, "C-STORE-RQ without a data set");
+            return (StoreResponse::failure(status::CANNOT_UNDERSTAND, "C-STORE-RQ without a data set"), None);
         };
         let req = ReceivedInstance {
             sop_class_uid: class,
@@ -314,11 +315,12 @@ impl Session {
             peer: self.info.peer,
         };
         let handler = self.handler.clone();
-        match tokio::task::spawn_blocking(move || check_and_store(handler.as_ref(), req)).await {
-            Ok(response) => response,
+        let stored = tokio::task::spawn_blocking(move || (check_and_store(handler.as_ref(), &req), req.dataset));
+        match stored.await {
+            Ok((response, buffer)) => (response, Some(buffer)),
             Err(e) => {
                 warn!(association = self.info.id, error = %e, "store handler panicked");
-                StoreResponse::failure(status::OUT_OF_RESOURCES, "internal error while storing")
+                (StoreResponse::failure(status::OUT_OF_RESOURCES, "internal error while storing"), None)
             }
         }
     }
@@ -326,7 +328,7 @@ impl Session {
 
 /// The data set must name the SOP class and instance the command announced (as DCMTK's
 /// storescp checks): a mismatch is 0xA900, an unreadable head 0xC000.
-fn check_and_store(handler: &dyn StoreHandler, req: ReceivedInstance) -> StoreResponse {
+fn check_and_store(handler: &dyn StoreHandler, req: &ReceivedInstance) -> StoreResponse {
     let uids = match read_sop_uids(&req.dataset, &req.transfer_syntax_uid) {
         Ok(uids) => uids,
         Err(e) => return StoreResponse::failure(status::CANNOT_UNDERSTAND, format!("unreadable data set: {e}")),

@@ -2,7 +2,6 @@
 //! order that makes a C-STORE acknowledgement safe, with the duplicate/replacement policy.
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use sha2::{Digest, Sha256};
 
 use crate::db::Store;
 use crate::error::{Result, SqlContext};
@@ -15,7 +14,6 @@ use crate::uid::Uid;
 struct Previous {
     study_uid: Uid,
     path: String,
-    content_key: String,
 }
 
 impl Store {
@@ -24,25 +22,20 @@ impl Store {
     /// may send C-STORE-RSP success; on `Err`, it must not (see
     /// [`StoreError::is_out_of_resources`](crate::StoreError::is_out_of_resources)).
     ///
-    /// Policy for a known SOP Instance UID (see the crate docs): identical bytes are a
-    /// [`Outcome::Duplicate`] and change nothing; different bytes replace the old file and row
-    /// ([`Outcome::Replaced`], newest wins).
+    /// Policy for a known SOP Instance UID (see the crate docs): the same content is a
+    /// [`Outcome::Duplicate`] and changes nothing; different content replaces the old file and
+    /// row ([`Outcome::Replaced`], newest wins).
     pub fn put_instance(&self, new: &NewInstance<'_>) -> Result<Outcome> {
         let _same_uid = self.lock_sop(new.sop_instance_uid);
-        let sha256 = sha256_hex(new.bytes);
-        let key = new.content_key.unwrap_or(&sha256);
         let path = SpoolPath::instance(new.study_uid, new.series_uid, new.sop_instance_uid);
         let path_text = path.to_string();
         let previous = self.read(|tx| find_previous(tx, new.sop_instance_uid))?;
-        if let Some(prev) = &previous {
-            if prev.content_key == key && prev.path == path_text {
-                self.restore_if_missing(&path, new.bytes)?;
-                return Ok(Outcome::Duplicate);
-            }
+        let same_file = previous.as_ref().is_some_and(|p| p.path == path_text);
+        if same_file && self.holds_same_instance(&path, new) {
+            return Ok(Outcome::Duplicate);
         }
-        self.inner.spool.write_atomically(&path, new.bytes)?;
-        let hashes = Hashes { sha256: &sha256, content_key: key };
-        let outcome = self.write(|tx| record_instance(tx, new, &path_text, hashes))?;
+        self.inner.spool.write_atomically(&path, &new.file)?;
+        let outcome = self.write(|tx| record_instance(tx, new, &path_text))?;
         if let Some(prev) = previous.filter(|p| p.path != path_text) {
             self.remove_moved_file(&prev.path);
         }
@@ -50,14 +43,17 @@ impl Store {
         Ok(outcome)
     }
 
-    /// A duplicate whose file has vanished from the spool (deleted by hand) is written again, so
-    /// that "Duplicate" still means "this instance is on disk".
-    fn restore_if_missing(&self, path: &SpoolPath, bytes: &[u8]) -> Result<()> {
-        if self.inner.spool.file_size(path)? != Some(bytes.len() as u64) {
-            tracing::warn!(%path, "spool file of a known instance missing or truncated; rewriting");
-            self.inner.spool.write_atomically(path, bytes)?;
-        }
-        Ok(())
+    /// Whether the stored file at `path` is this instance: the same bytes, or the same data set
+    /// by the caller's content test. Comparing with the file costs a read only on resends, where
+    /// hashing every received instance would cost every instance. A missing or unreadable file
+    /// (deleted by hand) cannot vouch for anything: the resend is then written as a replacement.
+    fn holds_same_instance(&self, path: &SpoolPath, new: &NewInstance<'_>) -> bool {
+        let Ok(stored) = self.inner.spool.read(path) else { return false };
+        let [head, body] = new.file;
+        let identical = stored.len() == head.len() + body.len()
+            && stored[..head.len()] == *head
+            && stored[head.len()..] == *body;
+        identical || new.same_content.is_some_and(|same| same(&stored))
     }
 
     /// After a replacement moved an instance to another study or series, its old file is stale.
@@ -71,13 +67,12 @@ impl Store {
 }
 
 fn find_previous(tx: &Transaction<'_>, sop: &Uid) -> Result<Option<Previous>> {
-    tx.prepare_cached("SELECT study_uid, path, content_key FROM instances WHERE sop_instance_uid = ?1")
+    tx.prepare_cached("SELECT study_uid, path FROM instances WHERE sop_instance_uid = ?1")
         .and_then(|mut st| {
             st.query_row([sop], |r| {
                 Ok(Previous {
                     study_uid: r.get(0)?,
                     path: r.get(1)?,
-                    content_key: r.get(2)?,
                 })
             })
             .optional()
@@ -87,34 +82,21 @@ fn find_previous(tx: &Transaction<'_>, sop: &Uid) -> Result<Option<Previous>> {
 
 /// The database half of `put_instance`, inside one write transaction. Re-reads the previous row
 /// so that the decision is made on the state being committed.
-/// The file's SHA-256 (integrity) and the content key (duplicate detection).
-#[derive(Clone, Copy)]
-struct Hashes<'a> {
-    sha256: &'a str,
-    content_key: &'a str,
-}
-
-fn record_instance(
-    tx: &Transaction<'_>,
-    new: &NewInstance<'_>,
-    path: &str,
-    hashes: Hashes<'_>,
-) -> Result<Outcome> {
+fn record_instance(tx: &Transaction<'_>, new: &NewInstance<'_>, path: &str) -> Result<Outcome> {
     let now = new.received_at;
     match find_previous(tx, new.sop_instance_uid)? {
-        Some(prev) if prev.content_key == hashes.content_key && prev.path == path => Ok(Outcome::Duplicate),
         Some(prev) => {
             let moved = prev.study_uid != *new.study_uid;
             if moved {
                 leave_study(tx, &prev.study_uid, now)?;
             }
             let version = enter_study(tx, new, i64::from(moved))?;
-            write_instance_row(tx, new, path, hashes, version)?;
+            write_instance_row(tx, new, path, version)?;
             Ok(Outcome::Replaced)
         }
         None => {
             let version = enter_study(tx, new, 1)?;
-            write_instance_row(tx, new, path, hashes, version)?;
+            write_instance_row(tx, new, path, version)?;
             Ok(Outcome::Stored)
         }
     }
@@ -162,18 +144,12 @@ fn leave_study(tx: &Transaction<'_>, study_uid: &Uid, now: Timestamp) -> Result<
     Ok(())
 }
 
-fn write_instance_row(
-    tx: &Transaction<'_>,
-    new: &NewInstance<'_>,
-    path: &str,
-    hashes: Hashes<'_>,
-    study_version: i64,
-) -> Result<()> {
+fn write_instance_row(tx: &Transaction<'_>, new: &NewInstance<'_>, path: &str, study_version: i64) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO instances (sop_instance_uid, sop_class_uid, study_uid, series_uid,
-             patient_id, transfer_syntax, path, size_bytes, sha256, content_key, received_at,
+             patient_id, transfer_syntax, path, size_bytes, received_at,
              study_version, calling_ae, called_ae)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut st| {
         st.execute(params![
@@ -184,9 +160,7 @@ fn write_instance_row(
             new.patient_id,
             new.transfer_syntax,
             path,
-            new.bytes.len() as i64,
-            hashes.sha256,
-            hashes.content_key,
+            new.file_size() as i64,
             new.received_at,
             study_version,
             new.calling_ae,
@@ -195,17 +169,4 @@ fn write_instance_row(
     })
     .ctx("write instance row")?;
     Ok(())
-}
-
-/// SHA-256 (lowercase hex) of the file's bytes. A cryptographic hash rather than a cheap one
-/// because "identical content" decides whether a resend may be silently dropped, and because it
-/// lets anyone verify a spool file with `sha256sum` (~1 ms per 512 KB instance with SHA-NI).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write;
-        let _ = write!(hex, "{b:02x}"); // writing to a String cannot fail
-    }
-    hex
 }

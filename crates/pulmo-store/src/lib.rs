@@ -15,11 +15,13 @@
 //! acknowledged instance is always both on disk and in the database. A crash between the two
 //! leaves at most an unrecorded file that was never acknowledged; the sender resends it.
 //!
-//! **Known SOP Instance UID policy.** Identity is the SHA-256 of the file's bytes.
-//! - Same UID, identical bytes: [`Outcome::Duplicate`]: nothing changes (no version bump, no new
+//! **Known SOP Instance UID policy.** Identity is the SHA-256 of the file's bytes, or, when
+//! those differ, the caller's [`NewInstance::same_content`] test against the stored file (senders
+//! re-encode one data set differently).
+//! - Same UID, same content: [`Outcome::Duplicate`]: nothing changes (no version bump, no new
 //!   `last_received_at`), so a resent study is not analysed again. (If its spool file had been
 //!   deleted by hand, the file is written again.)
-//! - Same UID, different bytes: [`Outcome::Replaced`]: the newest wins. The file and the row are
+//! - Same UID, different content: [`Outcome::Replaced`]: the newest wins. The file and the row are
 //!   replaced; the study is touched exactly like by a new arrival: `last_received_at` moves
 //!   forward, and if the study was `complete` its version is bumped and it goes back to
 //!   `receiving`, so the corrected content gets its own analysis. A replacement that arrives while
@@ -62,6 +64,7 @@
 
 mod associations;
 mod db;
+mod durable_file;
 mod error;
 mod exports;
 mod ingest;
@@ -76,12 +79,11 @@ mod uid;
 
 pub use db::{Store, StoreConfig};
 pub use error::{Result, StoreError};
-pub use ingest::sha256_hex;
 pub use model::{
     AssociationEnd, AssociationId, AssociationOutcome, AssociationRecord, AssociationStart,
     Backoff, CompletedStudy, DueStudy, Export, ExportBatch, ExportId, ExportObject, ExportRetry,
-    ExportState, InstanceRecord, Job, JobId, JobState, NewInstance, Outcome, PatientId, Study,
-    StudyState,
+    ExportState, InstanceRecord, Job, JobId, JobState, NewInstance, Outcome, PatientId,
+    SameContent, Study, StudyState,
 };
 pub use schema::SCHEMA_VERSION;
 pub use spool::{Spool, SpoolPath};

@@ -137,6 +137,9 @@ impl FromSql for PatientId {
     }
 }
 
+/// Whether a stored file (its bytes given) holds the same data set as the instance being put.
+pub type SameContent<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
 /// One received instance, as the SCP hands it to [`crate::Store::put_instance`]. The UIDs are
 /// already validated ([`Uid::from_dicom`]); they name the spool file.
 #[derive(Clone, Copy)]
@@ -151,12 +154,22 @@ pub struct NewInstance<'a> {
     pub calling_ae: &'a str,
     pub called_ae: &'a str,
     pub received_at: Timestamp,
-    /// The complete Part 10 file (preamble, meta group, dataset) exactly as it goes to disk.
-    pub bytes: &'a [u8],
-    /// What makes two receptions "the same instance" for the duplicate policy. Senders encode
-    /// one data set differently (DCMTK rewrites undefined-length sequences, for one), so the
-    /// caller may pass a key of the decoded content; None: the SHA-256 of `bytes`.
-    pub content_key: Option<&'a str>,
+    /// The complete Part 10 file exactly as it goes to disk, in two consecutive pieces (file
+    /// meta header, data set) so that a received data set is not copied into one buffer first.
+    /// Either may be empty.
+    pub file: [&'a [u8]; 2],
+    /// Asked only when this SOP Instance UID is stored with different bytes: does the stored
+    /// file (its bytes given) hold the same data set in another encoding? DCMTK rewrites
+    /// undefined-length sequences, for one, so a resend need not be byte-identical. `None`:
+    /// only identical bytes are the same instance.
+    pub same_content: Option<&'a SameContent<'a>>,
+}
+
+impl NewInstance<'_> {
+    /// Size of the file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.file.iter().map(|p| p.len() as u64).sum()
+    }
 }
 
 impl fmt::Debug for NewInstance<'_> {
@@ -165,7 +178,7 @@ impl fmt::Debug for NewInstance<'_> {
             .field("sop_instance_uid", &self.sop_instance_uid.as_str())
             .field("study_uid", &self.study_uid.as_str())
             .field("series_uid", &self.series_uid.as_str())
-            .field("bytes", &self.bytes.len())
+            .field("bytes", &self.file_size())
             .finish_non_exhaustive()
     }
 }
@@ -195,7 +208,6 @@ pub struct InstanceRecord {
     #[serde(serialize_with = "crate::model::display")]
     pub path: SpoolPath,
     pub size_bytes: u64,
-    pub sha256: String,
     pub received_at: Timestamp,
     pub study_version: i64,
     pub calling_ae: String,

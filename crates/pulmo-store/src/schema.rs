@@ -31,8 +31,8 @@ const MIGRATIONS: &[&str] = &[
         transfer_syntax  TEXT NOT NULL,
         path             TEXT NOT NULL,               -- relative to the spool root
         size_bytes       INTEGER NOT NULL,
-        sha256           TEXT NOT NULL,               -- lowercase hex of the file's bytes
-        content_key      TEXT NOT NULL,               -- duplicate detection (see NewInstance)
+        sha256           TEXT NOT NULL,               -- dropped by migration 2
+        content_key      TEXT NOT NULL,               -- dropped by migration 2
         received_at      INTEGER NOT NULL,
         study_version    INTEGER NOT NULL,            -- study version it arrived in
         calling_ae       TEXT NOT NULL,
@@ -86,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
         reason     TEXT
     );
     "#,
+    // 2: a resend is compared with the stored file (bytes, then decoded content) only when its
+    // SOP Instance UID is known; hashing and decoding every received instance cost more CPU than
+    // everything else on the ingest path.
+    "ALTER TABLE instances DROP COLUMN content_key; ALTER TABLE instances DROP COLUMN sha256;",
 ];
 
 /// The schema version this build writes.

@@ -3,12 +3,13 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::durable_file::WriteMode;
 use crate::error::{Result, StoreError};
 use crate::uid::Uid;
 
@@ -89,6 +90,7 @@ pub struct Spool {
     /// lock so that no instance is acknowledged in a directory another thread created but has
     /// not yet fsynced into its parent.
     durable_dirs: Mutex<HashSet<(Uid, Uid)>>,
+    write_mode: WriteMode,
 }
 
 /// Distinguishes temp files of concurrent writers of the same file name.
@@ -103,6 +105,7 @@ impl Spool {
         Ok(Spool {
             root,
             durable_dirs: Mutex::new(HashSet::new()),
+            write_mode: WriteMode::new(),
         })
     }
 
@@ -119,10 +122,11 @@ impl Spool {
         self.root.join(rel.study.as_str()).join(rel.series.as_str())
     }
 
-    /// Write `bytes` so that after return the file is durable under its final name, and a crash
-    /// at any point leaves either the previous file or the new one, never a torn file:
-    /// temp file in the same directory, fsync it, rename over the target, fsync the directory.
-    pub fn write_atomically(&self, rel: &SpoolPath, bytes: &[u8]) -> Result<()> {
+    /// Write the concatenation of `parts` so that after return the file is durable under its
+    /// final name, and a crash at any point leaves either the previous file or the new one, never
+    /// a torn file: temp file in the same directory, fsync it, rename over the target, fsync the
+    /// directory.
+    pub fn write_atomically(&self, rel: &SpoolPath, parts: &[&[u8]]) -> Result<()> {
         self.ensure_series_dir(rel)?;
         let dir = self.series_dir(rel);
         let target = dir.join(rel.file_name());
@@ -132,9 +136,9 @@ impl Spool {
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        if let Err(e) = write_and_sync(&temp, bytes) {
+        if let Err(e) = self.write_mode.create_synced(&temp, parts) {
             let _ = fs::remove_file(&temp);
-            return Err(e);
+            return Err(StoreError::io("write temp file", &temp, e));
         }
         if let Err(e) = fs::rename(&temp, &target) {
             let _ = fs::remove_file(&temp);
@@ -215,18 +219,6 @@ impl Spool {
     }
 }
 
-fn write_and_sync(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| StoreError::io("create temp file", path, e))?;
-    file.write_all(bytes)
-        .map_err(|e| StoreError::io("write temp file", path, e))?;
-    file.sync_all()
-        .map_err(|e| StoreError::io("fsync temp file", path, e))
-}
-
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -299,12 +291,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path().join("spool")).unwrap();
         let p = SpoolPath::instance(&uid("1.2"), &uid("1.2.3"), &uid("1.2.3.4"));
-        spool.write_atomically(&p, b"first").unwrap();
+        spool.write_atomically(&p, &[b"fir", b"st"]).unwrap();
         assert_eq!(
             fs::read(dir.path().join("spool/1.2/1.2.3/1.2.3.4.dcm")).unwrap(),
             b"first"
         );
-        spool.write_atomically(&p, b"second!").unwrap();
+        spool.write_atomically(&p, &[b"second!"]).unwrap();
         assert_eq!(spool.read(&p).unwrap(), b"second!");
         assert_eq!(spool.file_size(&p).unwrap(), Some(7));
         // Only the final file remains in the series directory.
@@ -316,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         let p = SpoolPath::instance(&uid("1.2"), &uid("1.2.3"), &uid("1.2.3.4"));
-        spool.write_atomically(&p, b"x").unwrap();
+        spool.write_atomically(&p, &[b"x"]).unwrap();
         fs::write(spool.series_dir(&p).join(".1.2.3.5.dcm.99.0.tmp"), b"torn").unwrap();
         assert_eq!(spool.sweep_temp_files().unwrap(), 1);
         assert_eq!(spool.read(&p).unwrap(), b"x");

@@ -170,7 +170,7 @@ pub(crate) fn study_from_row(r: &Row<'_>) -> rusqlite::Result<Study> {
 
 const INSTANCE_COLUMNS: &str =
     "sop_instance_uid, sop_class_uid, study_uid, series_uid, patient_id, \
-     transfer_syntax, path, size_bytes, sha256, received_at, study_version, calling_ae, called_ae";
+     transfer_syntax, path, size_bytes, received_at, study_version, calling_ae, called_ae";
 
 fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     let path: String = r.get(6)?;
@@ -186,11 +186,10 @@ fn instance_from_row(r: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
         transfer_syntax: r.get(5)?,
         path,
         size_bytes: get_u64(r, 7)?,
-        sha256: r.get(8)?,
-        received_at: r.get(9)?,
-        study_version: r.get(10)?,
-        calling_ae: r.get(11)?,
-        called_ae: r.get(12)?,
+        received_at: r.get(8)?,
+        study_version: r.get(9)?,
+        calling_ae: r.get(10)?,
+        called_ae: r.get(11)?,
     })
 }
 

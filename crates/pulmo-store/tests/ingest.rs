@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 
 use common::*;
-use pulmo_store::{sha256_hex, Outcome, StoreError, StudyState};
+use pulmo_store::{Outcome, StoreError, StudyState};
 
 const STUDY: &str = "1.3.6.1.4.1.14519.5.2.1.6655.2359.122259036515695905512549026864";
 const SERIES: &str = "1.3.6.1.4.1.14519.5.2.1.6655.2359.1";
@@ -31,7 +31,6 @@ fn put_instance_writes_exact_bytes_and_the_row() {
         store.spool().read(&row.path).unwrap(),
         b"DICM first content"
     );
-    assert_eq!(row.sha256, sha256_hex(b"DICM first content"));
     assert_eq!(row.size_bytes, 18);
     assert_eq!(row.study_version, 1);
     assert_eq!(row.received_at, t(1_000));
@@ -80,15 +79,46 @@ fn identical_resend_is_a_duplicate_and_changes_nothing() {
 }
 
 #[test]
-fn duplicate_restores_a_deleted_spool_file() {
+fn resend_after_the_spool_file_was_deleted_writes_it_again() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let inst = Inst::new(STUDY, SERIES, "1.2.3.1", b"content", 1_000);
     inst.put(&store);
     let file = spool_file(dir.path(), &format!("{STUDY}/{SERIES}/1.2.3.1.dcm"));
     fs::remove_file(&file).unwrap();
-    assert_eq!(inst.put(&store), Outcome::Duplicate);
+    // Nothing on disk vouches for the old content, so the resend counts as new content.
+    assert_eq!(inst.put(&store), Outcome::Replaced);
     assert_eq!(fs::read(&file).unwrap(), b"content");
+    assert_eq!(store.study(&inst.study).unwrap().unwrap().instance_count, 1);
+}
+
+#[test]
+fn same_content_in_other_bytes_is_a_duplicate_when_the_caller_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    Inst::new(STUDY, SERIES, "1.2.3.1", b"encoding A", 1_000).put(&store);
+    let other = Inst::new(STUDY, SERIES, "1.2.3.1", b"encoding B", 2_000);
+    let asked = std::cell::RefCell::new(Vec::new());
+    let same = |stored: &[u8]| {
+        asked.borrow_mut().push(stored.to_vec());
+        true
+    };
+    let resend = pulmo_store::NewInstance { same_content: Some(&same), ..other.as_new() };
+    assert_eq!(store.put_instance(&resend).unwrap(), Outcome::Duplicate);
+    assert_eq!(*asked.borrow(), [b"encoding A".to_vec()], "asked with the stored file's bytes");
+    let row = store.instance(&other.sop).unwrap().unwrap();
+    assert_eq!(store.spool().read(&row.path).unwrap(), b"encoding A");
+    assert_eq!(store.study(&other.study).unwrap().unwrap().last_received_at, t(1_000));
+
+    let differs = |_: &[u8]| false;
+    let resend = pulmo_store::NewInstance { same_content: Some(&differs), ..other.as_new() };
+    assert_eq!(store.put_instance(&resend).unwrap(), Outcome::Replaced);
+    assert_eq!(store.spool().read(&row.path).unwrap(), b"encoding B");
+
+    // Byte-identical resends never ask.
+    let never = |_: &[u8]| panic!("identical bytes need no content test");
+    let resend = pulmo_store::NewInstance { same_content: Some(&never), ..other.as_new() };
+    assert_eq!(store.put_instance(&resend).unwrap(), Outcome::Duplicate);
 }
 
 #[test]
@@ -101,7 +131,7 @@ fn different_content_replaces_newest_wins() {
 
     let row = store.instance(&newer.sop).unwrap().unwrap();
     assert_eq!(store.spool().read(&row.path).unwrap(), b"newer");
-    assert_eq!(row.sha256, sha256_hex(b"newer"));
+    assert_eq!(row.size_bytes, 5);
     // Still receiving: the replacement belongs to the pending version 1.
     let study = store.study(&newer.study).unwrap().unwrap();
     assert_eq!(
@@ -176,11 +206,11 @@ fn concurrent_puts_into_distinct_studies_are_all_recorded() {
         assert_eq!(store.study(&study).unwrap().unwrap().instance_count, 200);
         let instances = store.study_instances(&study).unwrap();
         assert_eq!(instances.len(), 200);
-        for row in &instances {
-            assert_eq!(
-                sha256_hex(&store.spool().read(&row.path).unwrap()),
-                row.sha256
-            );
+        for i in 1..=200 {
+            let row = store.instance(&uid(&format!("1.2.{thread_no}.1.{i}"))).unwrap().unwrap();
+            let expected = format!("instance {thread_no}/{i}").into_bytes();
+            assert_eq!(store.spool().read(&row.path).unwrap(), expected);
+            assert_eq!(row.size_bytes, expected.len() as u64);
         }
     }
 }
@@ -203,11 +233,12 @@ fn concurrent_puts_of_one_uid_leave_file_and_row_consistent() {
     for th in threads {
         th.join().unwrap();
     }
+    // File and row come from the same put: the file names the round the row was received in.
     let row = store.instance(&uid("1.2.3.1")).unwrap().unwrap();
-    assert_eq!(
-        sha256_hex(&store.spool().read(&row.path).unwrap()),
-        row.sha256
-    );
+    let file = String::from_utf8(store.spool().read(&row.path).unwrap()).unwrap();
+    let round: i64 = file.rsplit('.').next().unwrap().parse().unwrap();
+    assert_eq!(t(round), row.received_at);
+    assert_eq!(row.size_bytes, file.len() as u64);
     assert_eq!(store.study(&uid(STUDY)).unwrap().unwrap().instance_count, 1);
 }
 

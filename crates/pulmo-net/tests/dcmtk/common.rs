@@ -98,17 +98,17 @@ impl DirHandler {
 }
 
 impl StoreHandler for DirHandler {
-    fn store(&self, req: ReceivedInstance) -> StoreResponse {
+    fn store(&self, req: &ReceivedInstance) -> StoreResponse {
         assert!(
             pulmo_net::valid_uid(&req.sop_instance_uid),
             "the SCP only passes valid UIDs"
         );
-        if let Err(e) = self.write(&req) {
+        if let Err(e) = self.write(req) {
             return StoreResponse::failure(status::OUT_OF_RESOURCES, format!("cannot write: {e}"));
         }
         self.stored.lock().unwrap().push(ReceivedInstance {
             dataset: Vec::new(),
-            ..req
+            ..req.clone()
         });
         StoreResponse::success()
     }

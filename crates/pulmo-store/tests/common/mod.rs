@@ -68,8 +68,8 @@ impl Inst {
             calling_ae: "SCANNER",
             called_ae: "PULMO",
             received_at: self.at,
-            bytes: &self.bytes,
-            content_key: None,
+            file: [&[], &self.bytes],
+            same_content: None,
         }
     }
 

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use pulmo_dicom::{part10_bytes, DicomFile, InstanceHeader};
+use pulmo_dicom::wire::read_filing_attributes;
+use pulmo_dicom::{part10_header, DicomFile};
 use pulmo_net::{
     AssociationEnd as NetEnd, AssociationInfo, AssociationSummary, ReceivedInstance, StoreHandler, StoreResponse,
 };
@@ -29,37 +30,37 @@ impl Ingest {
         Ingest { store, metrics, min_free_bytes, associations: Mutex::new(HashMap::new()) }
     }
 
+    /// Files the instance from its top-level attributes alone: the data set is walked (every
+    /// element's length checked) but not decoded, and goes to disk as received.
     fn try_store(&self, req: &ReceivedInstance) -> Result<pulmo_store::Outcome, StoreResponse> {
         self.check_free_space()?;
-        // Errors name the instance, never the patient.
-        let label = PathBuf::from(format!("instance {} from {}", req.sop_instance_uid, req.calling_ae));
-        let file = DicomFile::from_dataset_bytes(&label, &req.transfer_syntax_uid, &req.dataset)
-            .map_err(|e| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, e.to_string()))?;
-        let header = InstanceHeader::read(&file)
-            .map_err(|e| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, e.to_string()))?;
-        let uid = |value: &str, what: &str| {
-            Uid::from_dicom(value).map_err(|e| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, format!("{what}: {e}")))
+        let cannot_understand = |reason: String| StoreResponse::failure(StoreResponse::CANNOT_UNDERSTAND, reason);
+        let filing = read_filing_attributes(&req.dataset, &req.transfer_syntax_uid)
+            .map_err(|e| cannot_understand(format!("unreadable data set: {e}")))?;
+        // Errors name the attribute, never the patient.
+        let uid = |value: Option<&str>, what: &str| match value {
+            None => Err(cannot_understand(format!("missing {what}"))),
+            Some(v) => Uid::from_dicom(v).map_err(|e| cannot_understand(format!("{what}: {e}"))),
         };
-        let sop_instance = uid(&req.sop_instance_uid, "SOP Instance UID")?;
-        let sop_class = uid(&req.sop_class_uid, "SOP Class UID")?;
-        let study = uid(&header.patient_study.study_uid, "Study Instance UID")?;
-        let series = uid(&header.series_uid, "Series Instance UID")?;
-        let syntax = uid(&req.transfer_syntax_uid, "Transfer Syntax UID")?;
-        let bytes = part10_bytes(&req.sop_class_uid, &req.sop_instance_uid, &req.transfer_syntax_uid, &req.dataset);
-        // Resent instances are recognised by content, not bytes: senders re-encode.
-        let content_key = pulmo_store::sha256_hex(&file.canonical_content());
+        let sop_instance = uid(Some(&req.sop_instance_uid), "SOP Instance UID")?;
+        let sop_class = uid(Some(&req.sop_class_uid), "SOP Class UID")?;
+        let study = uid(filing.study_uid.as_deref(), "Study Instance UID (0020,000D)")?;
+        let series = uid(filing.series_uid.as_deref(), "Series Instance UID (0020,000E)")?;
+        let syntax = uid(Some(&req.transfer_syntax_uid), "Transfer Syntax UID")?;
+        let meta = part10_header(&req.sop_class_uid, &req.sop_instance_uid, &req.transfer_syntax_uid);
+        let same_content = |stored: &[u8]| same_data_set(stored, req);
         let instance = NewInstance {
             sop_instance_uid: &sop_instance,
             sop_class_uid: &sop_class,
             study_uid: &study,
             series_uid: &series,
-            patient_id: header.patient_study.patient_id.as_deref().unwrap_or(""),
+            patient_id: filing.patient_id.as_deref().unwrap_or(""),
             transfer_syntax: &syntax,
             calling_ae: &req.calling_ae,
             called_ae: &req.called_ae,
             received_at: Timestamp::now(),
-            bytes: &bytes,
-            content_key: Some(&content_key),
+            file: [&meta, &req.dataset],
+            same_content: Some(&same_content),
         };
         self.store.put_instance(&instance).map_err(|e| {
             error!(error = %e, sop_instance = %req.sop_instance_uid, "storing an instance failed");
@@ -80,9 +81,9 @@ impl Ingest {
 }
 
 impl StoreHandler for Ingest {
-    fn store(&self, req: ReceivedInstance) -> StoreResponse {
+    fn store(&self, req: &ReceivedInstance) -> StoreResponse {
         let start = Instant::now();
-        match self.try_store(&req) {
+        match self.try_store(req) {
             Ok(outcome) => {
                 debug!(sop_instance = %req.sop_instance_uid, ?outcome, "instance stored");
                 self.metrics.observe_store(start.elapsed());
@@ -132,5 +133,18 @@ impl StoreHandler for Ingest {
         if let Err(e) = self.store.log_association_end(id, &end) {
             warn!(error = %e, "association log write failed");
         }
+    }
+}
+
+/// Whether a stored Part 10 file holds the same data set as a received one that differs from
+/// it byte for byte (another transfer syntax, or sequences re-encoded by the sender). Only
+/// asked for resends of a known SOP Instance UID, so a full parse of both is affordable here.
+fn same_data_set(stored: &[u8], req: &ReceivedInstance) -> bool {
+    let label = PathBuf::from(format!("instance {}", req.sop_instance_uid));
+    let old = DicomFile::from_bytes(&label, stored);
+    let new = DicomFile::from_dataset_bytes(&label, &req.transfer_syntax_uid, &req.dataset);
+    match (old, new) {
+        (Ok(old), Ok(new)) => old.canonical_content() == new.canonical_content(),
+        _ => false,
     }
 }

@@ -76,7 +76,7 @@ fn receipt(store: &Store, job: &Job, instances: &[InstanceRecord], destinations:
     let bytes = kos.to_part10().map_err(|e| e.to_string())?;
     let uid = |s: &str| Uid::parse(s).map_err(|e| e.to_string());
     let path = SpoolPath::instance(&job.study_uid, &uid(&kos.series_uid)?, &uid(&kos.sop_instance_uid)?);
-    store.spool().write_atomically(&path, &bytes).map_err(|e| e.to_string())?;
+    store.spool().write_atomically(&path, &[&bytes]).map_err(|e| e.to_string())?;
     let object = ExportObject {
         sop_instance_uid: uid(&kos.sop_instance_uid)?,
         sop_class_uid: uid(KOS_SOP_CLASS)?,
@@ -115,9 +115,7 @@ fn receipt_document(job: &Job, header: &InstanceHeader, images: &[&InstanceRecor
     })
 }
 
-/// "2.25." + 128 bits of SHA-256(study UID, version, label): deterministic and unique.
+/// Deterministic per study version and object, so a re-run replaces rather than duplicates.
 fn derived_uid(job: &Job, label: &str) -> String {
-    let hex = pulmo_store::sha256_hex(format!("{}/{}/{label}", job.study_uid, job.study_version).as_bytes());
-    let value = u128::from_str_radix(&hex[..32], 16).unwrap_or_default();
-    format!("2.25.{value}")
+    pulmo_dicom::derived_uid(&format!("{}/{}/{label}", job.study_uid, job.study_version))
 }
