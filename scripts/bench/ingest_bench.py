@@ -79,6 +79,15 @@ def tool_env(nodelay):
     return env
 
 
+# Why run outputs are deleted only at the end: after thousands of files are deleted, ext4
+# without a journal (as on these machines) skips each recently deleted inode (~30 s) when it
+# allocates a new one, reading inode tables as it goes, which slowed whichever receiver ran next
+# by up to 2x. Needs free disk for every run's files (~20 GB at RUNS=5).
+KEPT_NOTE = ("Every run's received files are kept until the benchmark ends: deleting thousands of "
+             "files between runs made this file system (ext4 without a journal) scan recently deleted "
+             "inodes on each file creation for ~30 s, slowing whichever receiver ran next.")
+
+
 def make_copies(n):
     """n copies of the series, each with new Study/Series/SOP Instance UIDs (a different study
     per copy), so that every instance a receiver gets is new to it."""
@@ -182,7 +191,7 @@ quiet_seconds = 3600
     distinct = db.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
     spool_files = len(files_under([f"{d}/spool"]))
     db.close()
-    shutil.rmtree(d)
+    # Run folders stay until the end (see KEPT_NOTE).
     return dict(received=stored, refused=refused, distinct_stored=distinct, spool_files=spool_files,
                 wall=wall, rcs=rcs, ends=ends, notes=notes, peak_rss_mb=hwm_kb / 1024, idle_rss_mb=idle_kb / 1024,
                 exit=proc.returncode)
@@ -208,7 +217,6 @@ def run_storescp(case, senders, nodelay):
             proc.wait()
         log.close()
     received = len(files_under([out]))
-    shutil.rmtree(d)
     return dict(received=received, wall=wall, rcs=rcs, ends=ends, notes=notes)
 
 
@@ -273,8 +281,9 @@ def write_section(rows, cases, mean_bytes, n_series):
         f"`scripts/bench/ingest` (RUNS={RUNS}) — {datetime.date.today().isoformat()}, {os.cpu_count()} cores, "
         "loopback. DCMTK `storescu` (3.6.7) sends "
         f"{os.path.basename(DATA)} ({n_series} CT slices, {mean_bytes / 1e3:.0f} kB each, Explicit VR LE) to "
-        "`pulmo serve` (fsync of every instance file + SQLite WAL synchronous=FULL before the "
-        "C-STORE response, a fresh spool and database per run, quiet_seconds = 3600) and to DCMTK "
+        "`pulmo serve` (before each C-STORE response: the instance file written with O_DIRECT and "
+        "fsynced, renamed into the spool, the directory fsynced, and the row committed to SQLite "
+        "(WAL, synchronous=FULL); a fresh spool and database per run, quiet_seconds = 3600) and to DCMTK "
         "`storescp +uf -od DIR` (no --fork; writes each file without fsync; +uf: a unique file name per received object, so a resent instance is a new file, as it is a new acknowledgement). Receivers alternate, "
         "the first one alternating per round; medians. inst/s = instances the receiver stored "
         "(pulmo: acknowledged, from /metrics; storescp: files in its folder) / wall time of the "
@@ -327,15 +336,16 @@ def write_section(rows, cases, mean_bytes, n_series):
         "answers), pulmo fsyncs the instance file and commits to SQLite (synchronous=FULL) per "
         "instance before answering, so the two do not promise the same thing. In the repeated-folder "
         "row only the first copy is new to pulmo: a resent instance with the same content is "
-        "recognised (content hash, one SQLite read) and acknowledged without a new write or fsync"
+        "recognised (one SQLite read and a byte comparison with the stored file) and acknowledged "
+        "without a new write or fsync"
         + (f" (the database held {dup[0]['distinct_stored']} instances after {dup[0]['received']} acknowledged)" if dup else "")
         + ", while storescp writes it again; the rows with new UIDs are the durable-write "
         "figure. Without TCP_NODELAY the DCMTK tools wait on Nagle/delayed ACKs, so the "
         "default-settings rows measure that latency, not the receivers; hence the single series there. "
         "storescp without --fork serves one association at a time: the other senders' "
         "connections wait in the listen backlog, and storescu gives up on an association "
-        "after its 30 s ACSE timeout. Single runs vary on this shared virtual machine; the "
-        "per-run figures above show the spread.",
+        "after its 30 s ACSE timeout. " + KEPT_NOTE + " Single runs vary on this shared virtual "
+        "machine; the per-run figures above show the spread.",
     ]
     section = "\n".join(lines) + "\n"
     print(section)

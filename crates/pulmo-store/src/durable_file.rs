@@ -66,14 +66,12 @@ fn create_direct(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let direct = rustix::fs::OFlags::DIRECT.bits() as i32;
     let file = OpenOptions::new().write(true).create_new(true).custom_flags(direct).open(path)?;
     BOUNCE.with_borrow_mut(|bounce| write_aligned(&file, parts, bounce))?;
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    // The last block was padded to the alignment; cut the file back to its real length.
-    file.set_len(total as u64)?;
     file.sync_all()
 }
 
-/// Copies `parts` through the aligned bounce buffer, one CHUNK per write, the last one
-/// zero-padded to ALIGN.
+/// Copies `parts` through the aligned bounce buffer, one CHUNK per direct write. The last
+/// partial block goes through the page cache instead: padding it and truncating afterwards
+/// would make the file system read that block back from disk.
 fn write_aligned(file: &File, parts: &[&[u8]], bounce: &mut Vec<u8>) -> io::Result<()> {
     if bounce.len() < CHUNK + ALIGN {
         bounce.resize(CHUNK + ALIGN, 0);
@@ -93,10 +91,14 @@ fn write_aligned(file: &File, parts: &[&[u8]], bounce: &mut Vec<u8>) -> io::Resu
             }
         }
     }
-    if filled > 0 {
-        let padded = filled.next_multiple_of(ALIGN);
-        chunk[filled..padded].fill(0);
-        file.write_all_at(&chunk[..padded], offset)?;
+    let whole = filled / ALIGN * ALIGN;
+    if whole > 0 {
+        file.write_all_at(&chunk[..whole], offset)?;
+    }
+    if whole < filled {
+        let flags = rustix::fs::fcntl_getfl(file)?;
+        rustix::fs::fcntl_setfl(file, flags - rustix::fs::OFlags::DIRECT)?;
+        file.write_all_at(&chunk[whole..filled], offset + whole as u64)?;
     }
     Ok(())
 }
