@@ -1,9 +1,7 @@
 //! Insertion of synthetic nodules into a real CT series: a threshold lung mask, centres deep
 //! inside it, and partial-volume blending that keeps the real image's noise texture.
 
-use std::collections::VecDeque;
-
-use pulmo_volume::Volume;
+use pulmo_volume::{mask, Volume};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -147,89 +145,11 @@ pub fn lung_mask(volume: &Volume<i16>) -> Vec<bool> {
     let [nz, ny, nx] = volume.dims();
     let mut candidate: Vec<bool> = volume.data().iter().map(|v| *v < LUNG_THRESHOLD_HU).collect();
     for z in 0..nz {
-        remove_border_air(&mut candidate[z * ny * nx..(z + 1) * ny * nx], ny, nx);
+        mask::clear_border_connected(&mut candidate[z * ny * nx..(z + 1) * ny * nx], ny, nx);
     }
-    keep_large_components(&candidate, [nz, ny, nx])
-}
-
-fn remove_border_air(slice: &mut [bool], ny: usize, nx: usize) {
-    let mut queue = VecDeque::new();
-    let visit = |i: usize, slice: &mut [bool], queue: &mut VecDeque<usize>| {
-        if slice[i] {
-            slice[i] = false;
-            queue.push_back(i);
-        }
-    };
-    for x in 0..nx {
-        visit(x, slice, &mut queue);
-        visit((ny - 1) * nx + x, slice, &mut queue);
-    }
-    for y in 0..ny {
-        visit(y * nx, slice, &mut queue);
-        visit(y * nx + nx - 1, slice, &mut queue);
-    }
-    while let Some(i) = queue.pop_front() {
-        let (y, x) = (i / nx, i % nx);
-        if x > 0 {
-            visit(i - 1, slice, &mut queue)
-        }
-        if x + 1 < nx {
-            visit(i + 1, slice, &mut queue)
-        }
-        if y > 0 {
-            visit(i - nx, slice, &mut queue)
-        }
-        if y + 1 < ny {
-            visit(i + nx, slice, &mut queue)
-        }
-    }
-}
-
-fn keep_large_components(candidate: &[bool], dims: [usize; 3]) -> Vec<bool> {
-    let [nz, ny, nx] = dims;
-    let mut label = vec![0u32; candidate.len()];
-    let mut sizes = vec![0usize];
-    let mut stack = Vec::new();
-    for start in 0..candidate.len() {
-        if !candidate[start] || label[start] != 0 {
-            continue;
-        }
-        let id = sizes.len() as u32;
-        let mut size = 0;
-        label[start] = id;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            size += 1;
-            let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
-            let mut push = |j: usize| {
-                if candidate[j] && label[j] == 0 {
-                    label[j] = id;
-                    stack.push(j);
-                }
-            };
-            if x > 0 {
-                push(i - 1)
-            }
-            if x + 1 < nx {
-                push(i + 1)
-            }
-            if y > 0 {
-                push(i - nx)
-            }
-            if y + 1 < ny {
-                push(i + nx)
-            }
-            if z > 0 {
-                push(i - nx * ny)
-            }
-            if z + 1 < nz {
-                push(i + nx * ny)
-            }
-        }
-        sizes.push(size);
-    }
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    label.iter().map(|&l| l != 0 && sizes[l as usize] * 5 >= largest).collect()
+    let components = mask::label_components(&candidate, [nz, ny, nx]);
+    let largest = components.sizes.iter().copied().max().unwrap_or(0);
+    components.select(|id| components.sizes[id as usize] * 5 >= largest)
 }
 
 fn mask_centre_x(volume: &Volume<i16>, mask: &[bool]) -> f64 {

@@ -1,9 +1,13 @@
 //! Everything that touches libtorch lives here, so the rest of the workspace builds and tests
-//! without it. Today: which devices this process can compute on, and choosing one from the
-//! configuration (`auto`, `cpu`, `cuda:N`). Model loading and inference come with analysis.
+//! without it: which devices this process can compute on, choosing one from the configuration
+//! (`auto`, `cpu`, `cuda:N`), and whole-volume image operations as tensor ops ([`image`]).
+//! Model loading and inference come with the detector.
+
+pub mod image;
 
 use serde::Serialize;
-use tch::{Cuda, Device};
+pub use tch::{Device, TchError, Tensor};
+use tch::Cuda;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum DeviceError {

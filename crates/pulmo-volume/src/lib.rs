@@ -7,6 +7,8 @@
 
 mod affine;
 mod geometry;
+pub mod mask;
+pub mod mesh;
 pub mod vec3;
 mod volume;
 

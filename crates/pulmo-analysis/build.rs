@@ -1,0 +1,3 @@
+fn main() {
+    pulmo_build::link_libtorch();
+}

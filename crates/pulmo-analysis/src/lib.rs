@@ -1,0 +1,9 @@
+//! The analysis pipeline, stage by stage, from a CT volume in HU to what the radiologist gets.
+//! Heavy voxel work runs as tensor operations (pulmo-torch) on the worker's device; what
+//! libtorch has no kernel for (connected components, region growing) is plain Rust.
+//!
+//! Stages so far: [`lung`] (left and right lung masks, airways excluded, zones, emphysema).
+
+pub mod lung;
+
+pub use lung::{segment_lungs, Level, LungError, LungMask, Side, Zone};
