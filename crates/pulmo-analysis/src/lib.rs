@@ -2,8 +2,11 @@
 //! Heavy voxel work runs as tensor operations (pulmo-torch) on the worker's device; what
 //! libtorch has no kernel for (connected components, region growing) is plain Rust.
 //!
-//! Stages so far: [`lung`] (left and right lung masks, airways excluded, zones, emphysema).
+//! Stages so far: [`lung`] (left and right lung masks, airways excluded, zones, emphysema) and
+//! [`candidates`] (blobs in the lungs, for sensitivity).
 
+pub mod candidates;
 pub mod lung;
 
+pub use candidates::{find_candidates, Candidate};
 pub use lung::{segment_lungs, Level, LungError, LungMask, Side, Zone};

@@ -1,12 +1,14 @@
 //! Lung segmentation on a phantom with known lungs and nodules, and on the real CT series in
 //! ../shared/data (whole body from skull base to thigh; a chest with a lung adenocarcinoma).
 
-use std::path::Path;
+mod common;
 
 use pulmo_analysis::{segment_lungs, LungMask, Side};
 use pulmo_phantom::{slices_for_coverage, Attachment, NoduleRequest, PhantomSpec};
 use pulmo_torch::Device;
 use pulmo_volume::Volume;
+
+use common::{data, tumour_boxes};
 
 fn phantom_spec() -> PhantomSpec {
     let juxtapleural = |d: f64| NoduleRequest { attachment: Some(Attachment::Juxtapleural), diameter_mm: Some(d), ..Default::default() };
@@ -141,32 +143,6 @@ fn real_tumour_box_overlaps_the_right_lung_only() {
         }
     }
     assert_eq!(checked, boxes.len(), "every annotation names a slice of one of the two series");
-}
-
-/// (SOP Instance UID of the slice, [xmin, ymin, xmax, ymax]) of every annotation file.
-fn tumour_boxes(dir: &Path) -> Vec<(String, [usize; 4])> {
-    let mut boxes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let value = |tag: &str| -> usize {
-            let start = text.find(&format!("<{tag}>")).unwrap() + tag.len() + 2;
-            text[start..].split('<').next().unwrap().trim().parse().unwrap()
-        };
-        let sop = path.file_stem().unwrap().to_string_lossy().into_owned();
-        boxes.push((sop, [value("xmin"), value("ymin"), value("xmax"), value("ymax")]));
-    }
-    boxes
-}
-
-fn data(rel: &str) -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel);
-    if dir.exists() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: {} is absent", dir.display());
-        None
-    }
 }
 
 fn load(rel: &str) -> Option<pulmo_volume::Volume<i16>> {

@@ -68,6 +68,100 @@ pub fn close_inplane(mask: &Tensor, radius: i64) -> Result<Tensor, TchError> {
     erode_inplane(&dilate_inplane(mask, radius)?, radius)
 }
 
+/// Resamples a [z, y, x] tensor to `dims` by trilinear interpolation with the corner voxels'
+/// centres fixed (align_corners): the new spacing along an axis is old * (n - 1) / (m - 1).
+pub fn resample(t: &Tensor, dims: [i64; 3]) -> Result<Tensor, TchError> {
+    t.f_unsqueeze(0)?.f_unsqueeze(0)?.f_upsample_trilinear3d(dims, true, None, None, None)?.f_squeeze_dim(0)?.f_squeeze_dim(0)
+}
+
+/// Gaussian smoothing of a [z, y, x] tensor with standard deviations `sigma` in voxels per
+/// axis: three 1D convolutions, edges replicated so the border does not darken.
+pub fn gaussian_blur(t: &Tensor, sigma: [f64; 3]) -> Result<Tensor, TchError> {
+    let mut out = t.shallow_clone();
+    for (axis, s) in sigma.into_iter().enumerate() {
+        out = blur_axis(&out, axis, s)?;
+    }
+    Ok(out)
+}
+
+/// One axis of [`gaussian_blur`].
+fn blur_axis(t: &Tensor, axis: usize, sigma: f64) -> Result<Tensor, TchError> {
+    if sigma <= 0.0 {
+        return Ok(t.shallow_clone());
+    }
+    let radius = (3.0 * sigma).ceil() as i64;
+    let taps: Vec<f32> = (-radius..=radius).map(|i| (-0.5 * (i as f64 / sigma).powi(2)).exp() as f32).collect();
+    let sum: f32 = taps.iter().sum();
+    let kernel = Tensor::f_from_slice(&taps.iter().map(|w| w / sum).collect::<Vec<f32>>())?
+        .f_reshape([1, 1, 2 * radius + 1])?
+        .f_to(t.device())?;
+    along_axis(t, axis, |rows| rows.f_replication_pad1d([radius, radius])?.f_conv1d::<Tensor>(&kernel, None, [1], [0], [1], 1))
+}
+
+/// First derivative along `axis` per `step` mm: central differences, edges replicated.
+fn derivative(t: &Tensor, axis: usize, step: f64) -> Result<Tensor, TchError> {
+    along_axis(t, axis, |rows| {
+        let n = rows.size()[2];
+        let padded = rows.f_replication_pad1d([1, 1])?;
+        Ok((padded.f_narrow(2, 2, n)? - padded.f_narrow(2, 0, n)?) / (2.0 * step))
+    })
+}
+
+/// Applies `f` to every line of voxels along `axis`, given as [lines, 1, length]; `f` keeps
+/// the shape.
+fn along_axis(
+    t: &Tensor,
+    axis: usize,
+    f: impl FnOnce(&Tensor) -> Result<Tensor, TchError>,
+) -> Result<Tensor, TchError> {
+    let (order, inverse): ([i64; 3], [i64; 3]) = match axis {
+        0 => ([1, 2, 0], [2, 0, 1]),
+        1 => ([0, 2, 1], [0, 2, 1]),
+        _ => ([0, 1, 2], [0, 1, 2]),
+    };
+    let moved = t.f_permute(order)?.f_contiguous()?;
+    let size = moved.size();
+    let lines = moved.f_reshape([-1, 1, size[2]])?;
+    f(&lines)?.f_reshape(size.as_slice())?.f_permute(inverse)?.f_contiguous()
+}
+
+/// Eigenvalues of the Hessian of a [z, y, x] tensor at every voxel, largest first, with
+/// derivatives per millimetre (`spacing` in mm per axis; central differences, one-sided at the
+/// edges replicated). Closed form for symmetric 3x3 matrices (trigonometric solution of the cubic).
+pub fn hessian_eigenvalues(t: &Tensor, spacing: [f64; 3]) -> Result<[Tensor; 3], TchError> {
+    let d = |x: &Tensor, axis: usize| derivative(x, axis, spacing[axis]);
+    let (gz, gy, gx) = (d(t, 0)?, d(t, 1)?, d(t, 2)?);
+    let (hzz, hyy, hxx) = (d(&gz, 0)?, d(&gy, 1)?, d(&gx, 2)?);
+    let (hzy, hzx, hyx) = (d(&gz, 1)?, d(&gz, 2)?, d(&gy, 2)?);
+    symmetric_eigenvalues([&hzz, &hyy, &hxx], [&hzy, &hzx, &hyx])
+}
+
+/// Eigenvalues, largest first, of the symmetric matrices with `diagonal` (a, b, c) and
+/// `off` (ab, ac, bc) at every voxel.
+fn symmetric_eigenvalues(diagonal: [&Tensor; 3], off: [&Tensor; 3]) -> Result<[Tensor; 3], TchError> {
+    let [a, b, c] = diagonal;
+    let [ab, ac, bc] = off;
+    let q = (a + b + c) / 3.0;
+    let (da, db, dc) = (a - &q, b - &q, c - &q);
+    let off_sq = ab * ab + ac * ac + bc * bc;
+    let p = ((&da * &da + &db * &db + &dc * &dc + &off_sq * 2.0) / 6.0).f_sqrt()?.f_clamp_min(1e-12)?;
+    // det((H - qI) / p) / 2, the cosine of three times the angle.
+    let det = &da * (&db * &dc - bc * bc) - ab * (ab * &dc - bc * ac) + ac * (ab * bc - &db * ac);
+    let r = (det / (&p * &p * &p) / 2.0).f_clamp(-1.0, 1.0)?;
+    let phi = r.f_acos()? / 3.0;
+    let largest = &q + &p * 2.0 * phi.f_cos()?;
+    let smallest = &q + &p * 2.0 * (&phi + 2.0 * std::f64::consts::PI / 3.0).f_cos()?;
+    let middle = &q * 3.0 - &largest - &smallest;
+    Ok([largest, middle, smallest])
+}
+
+/// Voxels that hold the maximum of their (2r+1)^3 neighbourhood, as a 0/1 tensor.
+pub fn local_maxima(t: &Tensor, radius: i64) -> Result<Tensor, TchError> {
+    let k = 2 * radius + 1;
+    let pooled = t.f_unsqueeze(0)?.f_max_pool3d([k, k, k], [1, 1, 1], [radius, radius, radius], [1, 1, 1], false)?.f_squeeze_dim(0)?;
+    t.f_ge_tensor(&pooled)?.f_to_dtype(Kind::Float, false, false)
+}
+
 /// A [1, 1, 2r+1, 2r+1] kernel of ones inside the disc of radius r.
 fn disc_kernel(radius: i64, device: Device) -> Result<Tensor, TchError> {
     let side = 2 * radius + 1;
@@ -104,6 +198,49 @@ mod tests {
         let up = upsample_inplane(&down, 2, 5, 7).unwrap();
         assert_eq!(up.size(), [2, 5, 7]);
         assert_eq!(to_vec(&up).unwrap()[8], 4.0);
+    }
+
+    #[test]
+    fn eigenvalues_of_known_matrices() {
+        let one = |v: f32| Tensor::from_slice(&[v]);
+        // diag(3, -1, 2) and a rotated diag(5, 2, -4) with the same eigenvalues after rotation.
+        let [l1, l2, l3] = symmetric_eigenvalues([&one(3.0), &one(-1.0), &one(2.0)], [&one(0.0), &one(0.0), &one(0.0)]).unwrap();
+        let v = |t: &Tensor| to_vec(t).unwrap()[0];
+        assert!((v(&l1) - 3.0).abs() < 1e-4 && (v(&l2) - 2.0).abs() < 1e-4 && (v(&l3) + 1.0).abs() < 1e-4);
+        // [[2,1,0],[1,2,0],[0,0,5]] has eigenvalues 5, 3, 1.
+        let [l1, l2, l3] = symmetric_eigenvalues([&one(2.0), &one(2.0), &one(5.0)], [&one(1.0), &one(0.0), &one(0.0)]).unwrap();
+        assert!((v(&l1) - 5.0).abs() < 1e-4 && (v(&l2) - 3.0).abs() < 1e-4 && (v(&l3) - 1.0).abs() < 1e-4);
+    }
+
+    /// A bright Gaussian blob: negative curvature in all three directions at its centre, equal
+    /// to -1/sigma^2 per mm^2 of its amplitude; a local maximum there and nowhere else.
+    #[test]
+    fn blob_curvature_and_maximum() {
+        let n = 21usize;
+        let sigma_mm = 3.0;
+        let spacing = [1.5, 1.0, 1.0];
+        let voxels: Vec<f32> = (0..n * n * n)
+            .map(|i| {
+                let (z, y, x) = ((i / (n * n)) as f64, ((i / n) % n) as f64, (i % n) as f64);
+                let r2 = ((z - 10.0) * spacing[0]).powi(2) + ((y - 10.0) * spacing[1]).powi(2) + ((x - 10.0) * spacing[2]).powi(2);
+                (-0.5 * r2 / (sigma_mm * sigma_mm)).exp() as f32
+            })
+            .collect();
+        let t = to_tensor(&voxels, [n, n, n], Device::Cpu).unwrap();
+        let [l1, _, l3] = hessian_eigenvalues(&t, spacing).unwrap();
+        let centre = 10 * n * n + 10 * n + 10;
+        let (top, bottom) = (to_vec(&l1).unwrap()[centre], to_vec(&l3).unwrap()[centre]);
+        assert!(top < 0.0 && (bottom as f64 + 1.0 / 9.0).abs() < 0.02, "{top} {bottom}");
+        let maxima = to_mask(&local_maxima(&t, 2).unwrap()).unwrap();
+        assert!(maxima[centre]);
+        assert_eq!(maxima.iter().filter(|m| **m).count(), 1);
+        let blurred = gaussian_blur(&t, [1.0, 2.0, 0.5]).unwrap();
+        let b = to_vec(&blurred).unwrap();
+        assert!(b[centre] < 1.0 && b[centre] > 0.5, "blurring lowers the peak: {}", b[centre]);
+        let sum = |v: &[f32]| v.iter().map(|x| *x as f64).sum::<f64>();
+        assert!((sum(&b) - sum(&voxels)).abs() / sum(&voxels) < 1e-2, "normalised taps keep the total (edges replicated: nearly)");
+        let r = resample(&t, [11, 11, 11]).unwrap();
+        assert!((to_vec(&r).unwrap()[5 * 121 + 5 * 11 + 5] - 1.0).abs() < 1e-6, "the centre voxel is kept");
     }
 
     #[test]
