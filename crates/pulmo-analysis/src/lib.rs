@@ -7,6 +7,10 @@
 
 pub mod candidates;
 pub mod lung;
+pub mod measure;
+pub mod nodule;
 
 pub use candidates::{find_candidates, Candidate};
+pub use measure::{measure, Measurements};
+pub use nodule::{segment_nodule, NoduleMask};
 pub use lung::{segment_lungs, Level, LungError, LungMask, Side, Zone};

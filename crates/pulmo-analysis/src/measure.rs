@@ -1,0 +1,202 @@
+//! What pulmo reports about one segmented nodule: the Lung-RADS axes on the axial slice of
+//! largest extent, volume with partial volume, density statistics, solid core, shape.
+
+use pulmo_clinical::density::{Density, SOLID_COMPONENT_MIN_HU, SOLID_FRACTION};
+use pulmo_clinical::mean_diameter;
+use pulmo_volume::mesh::Mesh;
+use pulmo_volume::{mask, vec3, Geometry, Vec3, Volume};
+use serde::{Deserialize, Serialize};
+
+use crate::nodule::NoduleMask;
+
+/// Calcified: mean density at or above this, HU (bone-like; soft tissue is below 100).
+const CALCIFIED_MEAN_HU: f64 = 200.0;
+/// Surface points used for the 3D longest diameter (pairwise distances), at most.
+const MAX_SURFACE_POINTS: usize = 1500;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    pub centre_lps_mm: Vec3,
+    /// Lung-RADS axes: longest diameter on the axial slice where the nodule is largest, and
+    /// the longest extent perpendicular to it on that slice; mm, unrounded.
+    pub long_axis_mm: f64,
+    pub short_axis_mm: f64,
+    /// (long + short) / 2 from values rounded to 0.1 mm, as Lung-RADS measures.
+    pub mean_diameter_mm: f64,
+    /// LPS z of the slice the axes were measured on.
+    pub axial_plane_z_mm: f64,
+    pub longest_diameter_3d_mm: f64,
+    /// Partial-volume corrected, mm3.
+    pub volume_mm3: f64,
+    pub hu: HuStats,
+    /// Volume x density, with density (g/cm3) taken as (HU + 1000) / 1000.
+    pub mass_mg: f64,
+    pub solid_core: Option<SolidCore>,
+    /// Solid core volume / nodule volume.
+    pub solid_fraction: f64,
+    pub density: Density,
+    /// 1 for a sphere, lower for lobulated or spiculated shapes.
+    pub sphericity: f64,
+    pub calcified: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HuStats {
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SolidCore {
+    pub long_axis_mm: f64,
+    pub short_axis_mm: f64,
+    pub mean_diameter_mm: f64,
+    pub volume_mm3: f64,
+}
+
+/// Measures a segmented nodule of the CT whose geometry is `geometry`.
+pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> Measurements {
+    let voxel_mm3 = geometry.voxel_volume_mm3();
+    let volume_mm3 = nodule.fraction.iter().map(|f| f64::from(*f)).sum::<f64>() * voxel_mm3;
+    let axes = axial_axes(nodule, &nodule.inside, geometry);
+    let core = solid_core(nodule, geometry);
+    let solid_fraction = core.map_or(0.0, |c| (c.volume_mm3 / volume_mm3.max(f64::MIN_POSITIVE)).min(1.0));
+    let hu = hu_stats(nodule);
+    Measurements {
+        centre_lps_mm: centre(nodule, geometry),
+        long_axis_mm: axes.long,
+        short_axis_mm: axes.short,
+        mean_diameter_mm: mean_diameter(axes.long, axes.short),
+        axial_plane_z_mm: axes.plane_z,
+        longest_diameter_3d_mm: longest_3d(nodule, geometry),
+        volume_mm3,
+        mass_mg: mass(nodule, voxel_mm3),
+        density: Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm)),
+        solid_core: core,
+        solid_fraction,
+        sphericity: sphericity(nodule, geometry),
+        calcified: hu.mean >= CALCIFIED_MEAN_HU,
+        hu,
+    }
+}
+
+struct Axes {
+    long: f64,
+    short: f64,
+    plane_z: f64,
+}
+
+/// Lung-RADS axes of the voxels `which` of the nodule's box, on the slice where they are largest.
+fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry) -> Axes {
+    let [nz, ny, nx] = nodule.dims;
+    let plane = ny * nx;
+    let Some(z) = (0..nz).max_by_key(|&z| which[z * plane..(z + 1) * plane].iter().filter(|v| **v).count()) else {
+        return Axes { long: 0.0, short: 0.0, plane_z: 0.0 };
+    };
+    let slice = &which[z * plane..(z + 1) * plane];
+    let edge: Vec<Vec3> = (0..plane)
+        .filter(|&p| slice[p] && in_plane_edge(slice, p, ny, nx))
+        .map(|p| geometry.index_to_lps(nodule.ct_index(z * plane + p).map(|v| v as f64)))
+        .collect();
+    let pixel = (geometry.spacing[1] + geometry.spacing[2]) / 2.0;
+    let plane_z = edge.first().map_or(0.0, |p| p[2]);
+    let Some((a, b)) = farthest_pair(&edge) else {
+        let single = if edge.is_empty() { 0.0 } else { pixel };
+        return Axes { long: single, short: single, plane_z };
+    };
+    // Pixel centres at the two extremes lie half a pixel inside the edge on average.
+    let long = vec3::dist(a, b) + pixel;
+    let across = vec3::normalize(vec3::cross(geometry.slice_normal(), vec3::sub(b, a)));
+    let (lo, hi) = edge.iter().map(|p| vec3::dot(*p, across)).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| (lo.min(d), hi.max(d)));
+    Axes { long, short: (hi - lo + pixel).min(long), plane_z }
+}
+
+fn in_plane_edge(slice: &[bool], p: usize, ny: usize, nx: usize) -> bool {
+    let (y, x) = (p / nx, p % nx);
+    x == 0 || y == 0 || x + 1 == nx || y + 1 == ny || !slice[p - 1] || !slice[p + 1] || !slice[p - nx] || !slice[p + nx]
+}
+
+fn farthest_pair(points: &[Vec3]) -> Option<(Vec3, Vec3)> {
+    let mut best: Option<(f64, Vec3, Vec3)> = None;
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            let d = vec3::dist(*a, *b);
+            if best.is_none_or(|(bd, _, _)| d > bd) {
+                best = Some((d, *a, *b));
+            }
+        }
+    }
+    best.map(|(_, a, b)| (a, b))
+}
+
+/// Fraction-weighted centroid.
+fn centre(nodule: &NoduleMask, geometry: &Geometry) -> Vec3 {
+    let (mut sum, mut weight) = ([0.0; 3], 0.0);
+    for (i, f) in nodule.fraction.iter().enumerate().filter(|(_, f)| **f > 0.0) {
+        let p = geometry.index_to_lps(nodule.ct_index(i).map(|v| v as f64));
+        sum = vec3::add(sum, vec3::scale(p, f64::from(*f)));
+        weight += f64::from(*f);
+    }
+    vec3::scale(sum, 1.0 / weight.max(f64::MIN_POSITIVE))
+}
+
+fn longest_3d(nodule: &NoduleMask, geometry: &Geometry) -> f64 {
+    let surface: Vec<usize> = (0..nodule.inside.len())
+        .filter(|&i| nodule.inside[i] && mask::face_neighbours(i, nodule.dims).filter(|&j| nodule.inside[j]).count() < 6)
+        .collect();
+    let stride = surface.len().div_ceil(MAX_SURFACE_POINTS).max(1);
+    let points: Vec<Vec3> = surface.iter().step_by(stride).map(|&i| geometry.index_to_lps(nodule.ct_index(i).map(|v| v as f64))).collect();
+    let voxel = (geometry.spacing[0] + geometry.spacing[1] + geometry.spacing[2]) / 3.0;
+    farthest_pair(&points).map_or(0.0, |(a, b)| vec3::dist(a, b) + voxel)
+}
+
+fn hu_stats(nodule: &NoduleMask) -> HuStats {
+    let values: Vec<f64> = nodule.inside.iter().zip(&nodule.hu).filter(|(i, _)| **i).map(|(_, h)| f64::from(*h)).collect();
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    HuStats { mean, sd, min: if values.is_empty() { 0.0 } else { min }, max: if values.is_empty() { 0.0 } else { max } }
+}
+
+fn mass(nodule: &NoduleMask, voxel_mm3: f64) -> f64 {
+    let grams_per_cm3 = |hu: f32| ((f64::from(hu) + 1000.0) / 1000.0).max(0.0);
+    // 1 mm3 at 1 g/cm3 weighs 1 mg.
+    nodule.fraction.iter().zip(&nodule.hu).map(|(f, h)| f64::from(*f) * grams_per_cm3(*h) * voxel_mm3).sum()
+}
+
+/// The largest connected part of the nodule at solid density. In a mostly non-solid nodule it
+/// must lie within the nodule: a vessel running through ground glass is just as dense, but it
+/// crosses the nodule's surface, so parts with more than a sixth of their voxels on the surface
+/// are not a solid core there.
+fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
+    let solid: Vec<bool> = nodule.inside.iter().zip(&nodule.hu).map(|(i, h)| *i && f64::from(*h) >= SOLID_COMPONENT_MIN_HU).collect();
+    let parts = mask::label_components(&solid, nodule.dims);
+    let mut on_surface = vec![0usize; parts.sizes.len()];
+    for (i, &l) in parts.labels.iter().enumerate().filter(|(_, l)| **l != 0) {
+        on_surface[l as usize] += usize::from(mask::face_neighbours(i, nodule.dims).any(|j| !nodule.inside[j]));
+    }
+    let solid_voxels = solid.iter().filter(|s| **s).count() as f64;
+    let mostly_solid = solid_voxels >= SOLID_FRACTION * nodule.inside.iter().filter(|i| **i).count() as f64;
+    let within = |l: u32| mostly_solid || 6 * on_surface[l as usize] <= parts.sizes[l as usize];
+    let core_label = parts.by_size().into_iter().find(|&l| within(l))?;
+    let core: Vec<bool> = parts.labels.iter().map(|&l| l == core_label).collect();
+    let axes = axial_axes(nodule, &core, geometry);
+    Some(SolidCore {
+        long_axis_mm: axes.long,
+        short_axis_mm: axes.short,
+        mean_diameter_mm: mean_diameter(axes.long, axes.short),
+        volume_mm3: parts.sizes[core_label as usize] as f64 * geometry.voxel_volume_mm3(),
+    })
+}
+
+/// Sphericity of the 0.5 iso-surface of the tissue fractions.
+fn sphericity(nodule: &NoduleMask, geometry: &Geometry) -> f64 {
+    let origin = geometry.index_to_lps(nodule.origin.map(|v| v as f64));
+    let Ok(box_geometry) = Geometry::new(origin, geometry.spacing, geometry.direction) else { return 0.0 };
+    let Ok(field) = Volume::new(nodule.dims, box_geometry, nodule.fraction.clone()) else { return 0.0 };
+    Mesh::isosurface(&field, 0.5).sphericity()
+}

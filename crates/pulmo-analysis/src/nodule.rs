@@ -1,0 +1,213 @@
+//! One nodule, from a seed (a candidate's centre and radius) to its voxels on the CT grid: cut
+//! from attached vessels and the chest wall, with each voxel's partial-volume fraction.
+//!
+//! The nodule's tissue density is read at the seed and the lung's around it; voxels above the
+//! midpoint that connect to the seed inside the lung mask are the nodule (the lung mask keeps
+//! juxtapleural nodules and leaves out the chest wall). An opening with a ball of a quarter of
+//! the nodule's radius, then reconstruction inside the first region, cuts vessels thinner than
+//! that ball. Partial volume: a voxel on the rim counts by where its HU lies between lung and
+//! tissue, which is what makes small-nodule volumes right.
+
+use pulmo_torch::{image, Device, TchError, Tensor};
+use pulmo_volume::{mask, vec3, Vec3, Volume};
+
+use crate::lung::LungMask;
+
+/// A nodule must be at least this much denser than the lung around it, HU.
+const MIN_CONTRAST_HU: f64 = 100.0;
+/// Aerated lung is below this, HU; used to read the lung's density around a nodule.
+const AERATED_MAX_HU: f32 = -500.0;
+/// Solid tissue (a solid nodule, a part-solid nodule's core) is at or above this, HU.
+const SOLID_MIN_HU: f64 = pulmo_clinical::density::SOLID_COMPONENT_MIN_HU;
+
+/// A nodule's voxels in a box of the CT.
+#[derive(Debug, Clone)]
+pub struct NoduleMask {
+    /// First CT voxel (z, y, x) of the box, and the box's size.
+    pub origin: [usize; 3],
+    pub dims: [usize; 3],
+    /// Per box voxel: part of the nodule (above the threshold, connected, vessels cut).
+    pub inside: Vec<bool>,
+    /// Per box voxel: fraction of nodule tissue, 0..1 (0 away from the nodule).
+    pub fraction: Vec<f32>,
+    /// HU of the box's voxels.
+    pub hu: Vec<f32>,
+    pub tissue_hu: f64,
+    pub lung_hu: f64,
+}
+
+impl NoduleMask {
+    /// CT index of box voxel `i`.
+    pub fn ct_index(&self, i: usize) -> [usize; 3] {
+        let [_, ny, nx] = self.dims;
+        [self.origin[0] + i / (ny * nx), self.origin[1] + (i / nx) % ny, self.origin[2] + i % nx]
+    }
+}
+
+/// Segments the nodule around `centre` (LPS mm) of about `radius_mm`; `None` when there is no
+/// nodule there (no dense tissue at the seed, or it lies outside the lungs).
+pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Result<Option<NoduleMask>, TchError> {
+    let Some(b) = Box3::around(ct, centre, radius_mm) else { return Ok(None) };
+    let hu: Vec<f32> = b.voxels().map(|v| ct.get(v).map_or(-1000.0, |h| f32::from(*h))).collect();
+    let lung: Vec<bool> = b.voxels().map(|v| lungs.labels.get(v).is_some_and(|l| *l != 0)).collect();
+    let seed = b.offset(ct.geometry().lps_to_index(centre));
+    let spacing = ct.geometry().spacing;
+    let mm = |i: usize| b.mm_from(i, seed, spacing);
+    let within = |lo: f64, hi: f64| hu.iter().enumerate().filter(move |(i, _)| (lo..=hi).contains(&mm(*i))).map(|(_, h)| *h);
+    let centre_hu = median(within(0.0, (0.4 * radius_mm).max(1.0)));
+    let shell_hu = median(within(0.55 * radius_mm, 0.85 * radius_mm));
+    let lung_hu = median(hu.iter().enumerate().filter(|(i, h)| lung[*i] && **h < AERATED_MAX_HU && mm(*i) > 1.5 * radius_mm).map(|(_, h)| *h));
+    let (Some(centre_hu), lung_hu) = (centre_hu, lung_hu.unwrap_or(-850.0)) else { return Ok(None) };
+    let tissue_hu = extent_level(centre_hu, shell_hu, lung_hu);
+    if tissue_hu - lung_hu < MIN_CONTRAST_HU {
+        return Ok(None);
+    }
+    let threshold = ((tissue_hu + lung_hu) / 2.0) as f32;
+    let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
+    let Some(region) = connected_to(&dense, b.dims, seed) else { return Ok(None) };
+    let inside = cut_vessels(&region, b.dims, seed, radius_mm / 2.0, spacing)?;
+    let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
+    Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, tissue_hu, lung_hu }))
+}
+
+/// The density whose midpoint with the lung bounds the nodule: a part-solid nodule's
+/// ground-glass halo (its rim is much lighter than its centre, yet clearly denser than lung),
+/// else the centre's.
+fn extent_level(centre_hu: f64, shell_hu: Option<f64>, lung_hu: f64) -> f64 {
+    match shell_hu {
+        Some(shell) if centre_hu >= SOLID_MIN_HU && shell < SOLID_MIN_HU && shell - lung_hu >= MIN_CONTRAST_HU => shell,
+        _ => centre_hu,
+    }
+}
+
+/// A box of CT voxels around a point.
+struct Box3 {
+    start: [usize; 3],
+    dims: [usize; 3],
+}
+
+impl Box3 {
+    fn around(ct: &Volume<i16>, centre: Vec3, radius_mm: f64) -> Option<Box3> {
+        let half_mm = (2.5 * radius_mm + 5.0).clamp(10.0, 60.0);
+        let index = ct.geometry().lps_to_index(centre);
+        let dims = ct.dims();
+        let spacing = ct.geometry().spacing;
+        let mut start = [0usize; 3];
+        let mut size = [0usize; 3];
+        for a in 0..3 {
+            let half = (half_mm / spacing[a]).ceil();
+            let lo = (index[a] - half).floor().max(0.0);
+            let hi = (index[a] + half).ceil().min(dims[a] as f64 - 1.0);
+            if !(lo <= hi && index[a] >= 0.0 && index[a] <= dims[a] as f64 - 1.0) {
+                return None;
+            }
+            start[a] = lo as usize;
+            size[a] = (hi - lo) as usize + 1;
+        }
+        Some(Box3 { start, dims: size })
+    }
+
+    fn voxels(&self) -> impl Iterator<Item = [usize; 3]> + '_ {
+        let [nz, ny, nx] = self.dims;
+        (0..nz * ny * nx).map(move |i| [self.start[0] + i / (ny * nx), self.start[1] + (i / nx) % ny, self.start[2] + i % nx])
+    }
+
+    /// Box offset of the voxel nearest a continuous CT index (clamped into the box).
+    fn offset(&self, index: Vec3) -> usize {
+        let [_, ny, nx] = self.dims;
+        let local = [0, 1, 2].map(|a| (index[a].round() - self.start[a] as f64).clamp(0.0, self.dims[a] as f64 - 1.0) as usize);
+        local[0] * ny * nx + local[1] * nx + local[2]
+    }
+
+    /// Distance in mm between box voxels `i` and `j` (axis-aligned spacing; shear ignored at
+    /// this scale).
+    fn mm_from(&self, i: usize, j: usize, spacing: Vec3) -> f64 {
+        let [_, ny, nx] = self.dims;
+        let at = |k: usize| [(k / (ny * nx)) as f64, ((k / nx) % ny) as f64, (k % nx) as f64];
+        let (a, b) = (at(i), at(j));
+        vec3::norm([0, 1, 2].map(|x| (a[x] - b[x]) * spacing[x]))
+    }
+}
+
+fn median(values: impl Iterator<Item = f32>) -> Option<f64> {
+    let mut v: Vec<f32> = values.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    Some(f64::from(v[v.len() / 2]))
+}
+
+/// The component of `m` holding `seed`, or the one nearest to it within a few voxels.
+fn connected_to(m: &[bool], dims: [usize; 3], seed: usize) -> Option<Vec<bool>> {
+    let parts = mask::label_components(m, dims);
+    let label = std::iter::once(seed)
+        .chain(mask::face_neighbours(seed, dims))
+        .map(|i| parts.labels[i])
+        .find(|&l| l != 0)?;
+    Some(parts.labels.iter().map(|&l| l == label).collect())
+}
+
+/// Opening by an ellipsoid of `radius_mm`, keeping the part that holds the seed, then grown
+/// back inside `region`: what was attached through anything thinner than the ball is cut off.
+fn cut_vessels(region: &[bool], dims: [usize; 3], seed: usize, radius_mm: f64, spacing: Vec3) -> Result<Vec<bool>, TchError> {
+    let reach = spacing.map(|s| (radius_mm / s).floor() as i64);
+    if reach.iter().all(|&r| r < 1) {
+        return Ok(region.to_vec());
+    }
+    let ball = ellipsoid(reach, radius_mm, spacing);
+    let t = image::mask_to_tensor(region, dims, Device::Cpu)?;
+    let eroded = image::to_mask(&hits(&t.f_rsub_scalar(1.0)?, &ball, reach)?.f_lt(0.5)?)?;
+    let Some(core) = connected_to(&eroded, dims, seed).or_else(|| nearest_component(&eroded, dims, seed)) else {
+        return Ok(region.to_vec());
+    };
+    let grown = image::to_mask(&hits(&image::mask_to_tensor(&core, dims, Device::Cpu)?, &ball, reach)?.f_gt(0.5)?)?;
+    Ok(grown.iter().zip(region).map(|(g, r)| *g && *r).collect())
+}
+
+/// For each voxel, how many set voxels of `t` the ball centred on it covers.
+fn hits(t: &Tensor, ball: &Tensor, reach: [i64; 3]) -> Result<Tensor, TchError> {
+    t.f_unsqueeze(0)?.f_unsqueeze(0)?.f_conv3d::<Tensor>(ball, None, [1, 1, 1], reach, [1, 1, 1], 1)?.f_squeeze_dim(0)?.f_squeeze_dim(0)
+}
+
+fn ellipsoid(reach: [i64; 3], radius_mm: f64, spacing: Vec3) -> Tensor {
+    let side = reach.map(|r| 2 * r + 1);
+    let weights: Vec<f32> = (0..side[0] * side[1] * side[2])
+        .map(|i| {
+            let d = [i / (side[1] * side[2]) - reach[0], (i / side[2]) % side[1] - reach[1], i % side[2] - reach[2]];
+            let mm = vec3::norm([0, 1, 2].map(|a| d[a] as f64 * spacing[a]));
+            if mm <= radius_mm { 1.0 } else { 0.0 }
+        })
+        .collect();
+    Tensor::from_slice(&weights).reshape([1, 1, side[0], side[1], side[2]])
+}
+
+/// The component of `m` whose voxel is nearest the seed (the seed's own was eroded away).
+fn nearest_component(m: &[bool], dims: [usize; 3], seed: usize) -> Option<Vec<bool>> {
+    let parts = mask::label_components(m, dims);
+    let [_, ny, nx] = dims;
+    let at = |k: usize| [(k / (ny * nx)) as f64, ((k / nx) % ny) as f64, (k % nx) as f64];
+    let s = at(seed);
+    let nearest = (0..m.len()).filter(|&i| m[i]).min_by(|&a, &b| vec3::dist(at(a), s).total_cmp(&vec3::dist(at(b), s)))?;
+    let label = parts.labels[nearest];
+    Some(parts.labels.iter().map(|&l| l == label).collect())
+}
+
+/// Tissue fraction of each voxel: 1 deep inside the nodule; on its surface (nodule voxels
+/// with a neighbour outside, and lung voxels touching it) where the HU lies between lung and
+/// tissue; 0 elsewhere.
+fn partial_volume(hu: &[f32], inside: &[bool], lung: &[bool], dims: [usize; 3], tissue: f64, lung_hu: f64) -> Vec<f32> {
+    let span = (tissue - lung_hu) as f32;
+    (0..hu.len())
+        .map(|i| {
+            let touches = mask::face_neighbours(i, dims).any(|j| inside[j]);
+            let deep = inside[i] && mask::face_neighbours(i, dims).all(|j| inside[j]);
+            let surface = (inside[i] && !deep) || (!inside[i] && touches && lung[i]);
+            match (deep, surface) {
+                (true, _) => 1.0,
+                (false, true) => ((hu[i] - lung_hu as f32) / span).clamp(0.0, 1.0),
+                _ => 0.0,
+            }
+        })
+        .collect()
+}
