@@ -1,9 +1,10 @@
 //! Everything that touches libtorch lives here, so the rest of the workspace builds and tests
 //! without it: which devices this process can compute on, choosing one from the configuration
-//! (`auto`, `cpu`, `cuda:N`), and whole-volume image operations as tensor ops ([`image`]).
-//! Model loading and inference come with the detector.
+//! (`auto`, `cpu`, `cuda:N`), whole-volume image operations as tensor ops ([`image`]), and the
+//! model contract: TorchScript plus a checked manifest ([`model`]).
 
 pub mod image;
+pub mod model;
 
 use serde::Serialize;
 pub use tch::{Device, TchError, Tensor};

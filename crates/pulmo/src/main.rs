@@ -39,6 +39,8 @@ enum Command {
     Phantom(cmd::phantom::Args),
     /// Show the libtorch version and the devices pulmo can compute on.
     Devices(cmd::devices::Args),
+    /// List the installed models and their manifests; --check loads each one.
+    Models(cmd::models::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Phantom(args) => cmd::phantom::run(args),
         Command::Devices(args) => cmd::devices::run(args),
+        Command::Models(args) => cmd::models::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -129,3 +129,26 @@ fn phantom_inserts_nodules_into_a_real_series() {
         assert!(after - before > 200, "nodule {} at {idx:?}: {before} -> {after}", n["id"]);
     }
 }
+
+/// `pulmo models` lists manifests; `--check` refuses a model whose file does not match its
+/// manifest's SHA-256, naming the model, and exits non-zero.
+#[test]
+fn models_lists_and_checks_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert!(stdout(&pulmo(&["models", "--dir", d])).contains("no model manifests"));
+    std::fs::write(dir.path().join("fp.pt"), b"weights").unwrap();
+    let manifest = format!(
+        "name = \"fp\"\nversion = \"0.1\"\ntask = \"nodule-false-positive-reduction\"\nfile = \"fp.pt\"\nsha256 = \"{}\"\n\
+         [input]\npatch_size = [32, 32, 32]\nspacing_mm = [1.0, 1.0, 1.0]\nwindow_hu = [-1000.0, 400.0]\n[output]\nlayout = \"logit\"\n",
+        "ab".repeat(32)
+    );
+    std::fs::write(dir.path().join("fp.toml"), manifest).unwrap();
+    let listed = pulmo(&["models", "--dir", d]);
+    assert!(listed.status.success());
+    assert!(stdout(&listed).contains("fp 0.1 (nodule-false-positive-reduction): fp.pt | patch [32, 32, 32]"), "{}", stdout(&listed));
+    let checked = pulmo(&["models", "--dir", d, "--check"]);
+    assert!(!checked.status.success());
+    let err = String::from_utf8_lossy(&checked.stderr);
+    assert!(err.contains("model fp") && err.contains("SHA-256"), "{err}");
+}

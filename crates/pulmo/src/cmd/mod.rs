@@ -3,6 +3,7 @@
 pub mod devices;
 pub mod echo;
 pub mod inspect;
+pub mod models;
 pub mod phantom;
 pub mod send;
 pub mod serve;
