@@ -6,11 +6,13 @@
 //! [`candidates`] (blobs in the lungs, for sensitivity).
 
 pub mod candidates;
+pub mod detect;
 pub mod lung;
 pub mod measure;
 pub mod nodule;
 
 pub use candidates::{find_candidates, Candidate};
+pub use detect::{patches, DetectError, Detection, Detector};
 pub use measure::{measure, Measurements};
 pub use nodule::{segment_nodule, NoduleMask};
 pub use lung::{segment_lungs, Level, LungError, LungMask, Side, Zone};

@@ -162,6 +162,32 @@ pub fn local_maxima(t: &Tensor, radius: i64) -> Result<Tensor, TchError> {
     t.f_ge_tensor(&pooled)?.f_to_dtype(Kind::Float, false, false)
 }
 
+/// Trilinear samples of a [z, y, x] tensor on small grids: for each centre (a continuous voxel
+/// index), `size` points spaced `step` voxels apart per axis, centred on it. Points outside
+/// the tensor read 0. Returns [centres, 1, size_z, size_y, size_x].
+pub fn sample_patches(volume: &Tensor, centres: &[[f64; 3]], size: [i64; 3], step: [f64; 3]) -> Result<Tensor, TchError> {
+    let dims = volume.size();
+    let n = centres.len() as i64;
+    let [sz, sy, sx] = size;
+    let mut grid = Vec::with_capacity((n * sz * sy * sx * 3) as usize);
+    // grid_sample wants (x, y, z) per point, each scaled to [-1, 1] over the tensor's extent.
+    let unit = |index: f64, axis: usize| (2.0 * index / (dims[axis] - 1).max(1) as f64 - 1.0) as f32;
+    for c in centres {
+        for a in 0..sz {
+            for b in 0..sy {
+                for d in 0..sx {
+                    let offset = |k: i64, len: i64, axis: usize| c[axis] + (k as f64 - (len - 1) as f64 / 2.0) * step[axis];
+                    grid.extend([unit(offset(d, sx, 2), 2), unit(offset(b, sy, 1), 1), unit(offset(a, sz, 0), 0)]);
+                }
+            }
+        }
+    }
+    let grid = Tensor::f_from_slice(&grid)?.f_reshape([n, sz, sy, sx, 3])?.f_to(volume.device())?;
+    let input = volume.f_unsqueeze(0)?.f_unsqueeze(0)?.f_expand([n, 1, dims[0], dims[1], dims[2]], false)?;
+    // Modes: 0 = bilinear (trilinear in 3D), padding 0 = zeros.
+    input.f_grid_sampler(&grid, 0, 0, true)
+}
+
 /// A [1, 1, 2r+1, 2r+1] kernel of ones inside the disc of radius r.
 fn disc_kernel(radius: i64, device: Device) -> Result<Tensor, TchError> {
     let side = 2 * radius + 1;
@@ -241,6 +267,24 @@ mod tests {
         assert!((sum(&b) - sum(&voxels)).abs() / sum(&voxels) < 1e-2, "normalised taps keep the total (edges replicated: nearly)");
         let r = resample(&t, [11, 11, 11]).unwrap();
         assert!((to_vec(&r).unwrap()[5 * 121 + 5 * 11 + 5] - 1.0).abs() < 1e-6, "the centre voxel is kept");
+    }
+
+    #[test]
+    fn patches_sample_around_their_centres() {
+        // value = x index, so a patch's voxels read their own x coordinate.
+        let dims = [6, 7, 8];
+        let voxels: Vec<f32> = (0..6 * 7 * 8).map(|i| (i % 8) as f32).collect();
+        let t = to_tensor(&voxels, dims, Device::Cpu).unwrap();
+        let p = sample_patches(&t, &[[2.0, 3.0, 4.0], [2.5, 3.0, 1.0]], [2, 3, 4], [1.0, 1.0, 0.5]).unwrap();
+        assert_eq!(p.size(), [2, 1, 2, 3, 4]);
+        let v = to_vec(&p).unwrap();
+        // x offsets -0.75, -0.25, 0.25, 0.75 around x = 4, then around x = 1.
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-5;
+        assert!(close(v[0], 3.25) && close(v[3], 4.75), "{:?}", &v[..4]);
+        assert!(close(v[24], 0.25) && close(v[27], 1.75), "{:?}", &v[24..28]);
+        // Outside the volume reads 0.
+        let outside = sample_patches(&t, &[[2.0, 3.0, 20.0]], [1, 1, 1], [1.0, 1.0, 1.0]).unwrap();
+        assert_eq!(to_vec(&outside).unwrap(), [0.0]);
     }
 
     #[test]

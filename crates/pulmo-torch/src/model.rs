@@ -50,6 +50,9 @@ pub struct InputSpec {
 pub struct OutputSpec {
     /// "logit": one value per patch, [batch] or [batch, 1]; sigmoid gives the probability.
     pub layout: String,
+    /// Operating point: a patch is positive at or above this probability (default 0.5).
+    #[serde(default)]
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

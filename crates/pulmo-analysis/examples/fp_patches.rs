@@ -1,0 +1,112 @@
+//! Training data for the false-positive reduction model (scripts/train/fp_reduction.py): for
+//! each phantom seed, the candidates pulmo finds, labelled by the phantom's truth, as 32^3
+//! patches at 1 mm (windowed to [0, 1]) in NumPy files, plus jittered patches at every true
+//! nodule so that small nodules are well represented.
+//!
+//! cargo run --release -p pulmo-analysis --example fp_patches -- OUT_DIR FIRST_SEED LAST_SEED
+
+use std::io::Write;
+use std::path::Path;
+
+use pulmo_analysis::{find_candidates, patches, segment_lungs};
+use pulmo_phantom::{slices_for_coverage, PhantomSpec};
+use pulmo_torch::model::InputSpec;
+use pulmo_torch::{image, Device};
+use pulmo_volume::{vec3, Vec3};
+
+fn spec() -> InputSpec {
+    InputSpec { patch_size: [32, 32, 32], spacing_mm: [1.0, 1.0, 1.0], window_hu: [-1000.0, 400.0] }
+}
+
+/// Acquisitions vary with the seed: pixel 0.6-1.0 mm, slices 1-2.5 mm, noise 10-40 HU.
+fn phantom_spec(seed: u64) -> PhantomSpec {
+    let pick = |options: &[f64]| options[(seed as usize) % options.len()];
+    let pixel = pick(&[0.7, 0.8, 0.9, 1.0, 0.6]);
+    let slice = pick(&[1.0, 1.25, 2.0, 2.5]);
+    PhantomSpec {
+        seed,
+        rows: (340.0 / pixel).round() as usize,
+        pixel_spacing_mm: pixel,
+        slice_spacing_mm: slice,
+        slice_thickness_mm: slice,
+        slices: slices_for_coverage(280.0, slice),
+        noise_hu: pick(&[20.0, 10.0, 30.0, 40.0, 15.0, 25.0]),
+        nodule_count: 10,
+        ..Default::default()
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, out, first, last] = args.as_slice() else {
+        return Err("usage: fp_patches OUT_DIR FIRST_SEED LAST_SEED".into());
+    };
+    let out = Path::new(out);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("spec.json"), serde_json::to_string_pretty(&spec())?)?;
+    for seed in first.parse::<u64>()?..=last.parse::<u64>()? {
+        let phantom = pulmo_phantom::generate(&phantom_spec(seed))?;
+        let lungs = segment_lungs(&phantom.volume, Device::Cpu)?;
+        let candidates = find_candidates(&phantom.volume, &lungs, Device::Cpu)?;
+        let truth: Vec<(Vec3, f64)> = phantom
+            .truth
+            .nodules
+            .iter()
+            .filter(|n| n.in_field_of_view)
+            .map(|n| (n.centre_lps_mm, (n.long_axis_mm / 2.0).max(3.0)))
+            .collect();
+        let mut centres: Vec<Vec3> = Vec::new();
+        let mut labels: Vec<u8> = Vec::new();
+        for c in &candidates {
+            centres.push(c.centre_lps_mm);
+            labels.push(u8::from(truth.iter().any(|(t, r)| vec3::dist(*t, c.centre_lps_mm) <= *r)));
+        }
+        for (i, (t, r)) in truth.iter().enumerate() {
+            for k in 0..3 {
+                let jitter = |axis: usize| ((seed as usize * 31 + i * 7 + k * 3 + axis) % 7) as f64 / 6.0 - 0.5;
+                let shift = (r / 3.0).min(1.5);
+                centres.push([0, 1, 2].map(|a| t[a] + jitter(a) * 2.0 * shift));
+                labels.push(1);
+            }
+        }
+        let batch = patches(&phantom.volume, &centres, &spec(), Device::Cpu)?;
+        let data = image::to_vec(&batch)?;
+        write_npy(&out.join(format!("patches_{seed:04}.npy")), &data, &[centres.len(), 32, 32, 32], "<f4")?;
+        let bytes: Vec<u8> = labels.clone();
+        write_npy_u8(&out.join(format!("labels_{seed:04}.npy")), &bytes)?;
+        let positives = labels.iter().filter(|l| **l == 1).count();
+        eprintln!("seed {seed}: {} candidates ({} true), {} patches, {positives} positive", candidates.len(),
+            candidates.iter().zip(&labels).filter(|(_, l)| **l == 1).count(), centres.len());
+    }
+    Ok(())
+}
+
+fn npy_header(shape: &[usize], descr: &str) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic (6) + version (2) + length (2) + dict + newline, padded to a multiple of 64.
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out
+}
+
+fn write_npy(path: &Path, data: &[f32], shape: &[usize], descr: &str) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(&npy_header(shape, descr))?;
+    for v in data {
+        f.write_all(&v.to_le_bytes())?;
+    }
+    f.flush()
+}
+
+fn write_npy_u8(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(&npy_header(&[data.len()], "|u1"))?;
+    f.write_all(data)
+}

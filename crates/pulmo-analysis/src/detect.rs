@@ -1,0 +1,87 @@
+//! False-positive reduction: a 3D CNN under pulmo-torch's model contract scores a patch around
+//! each candidate; those at or above the model's operating threshold are nodules.
+
+use std::path::Path;
+
+use pulmo_torch::model::{InputSpec, Model, ModelError};
+use pulmo_torch::{image, Device, TchError, Tensor};
+use pulmo_volume::{Vec3, Volume};
+use serde::{Deserialize, Serialize};
+
+use crate::candidates::Candidate;
+
+/// Patches per forward pass: bounds memory (64 x 32^3 floats is 8 MB).
+const BATCH: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("tensor operation failed: {0}")]
+    Torch(#[from] TchError),
+}
+
+/// A candidate the model kept, with its probability of being a nodule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub candidate: Candidate,
+    pub probability: f64,
+}
+
+/// The false-positive reduction model, loaded and checked.
+#[derive(Debug)]
+pub struct Detector {
+    model: Model,
+}
+
+impl Detector {
+    /// Loads the model whose manifest is at `manifest` (fails if it is missing or wrong: there
+    /// is no fallback).
+    pub fn load(manifest: &Path, device: Device) -> Result<Detector, ModelError> {
+        Ok(Detector { model: Model::load(manifest, device)? })
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.model.manifest.output.threshold.unwrap_or(0.5)
+    }
+
+    /// Every candidate with its probability, in the candidates' order.
+    pub fn score(&self, ct: &Volume<i16>, candidates: &[Candidate]) -> Result<Vec<Detection>, DetectError> {
+        let windowed = windowed_ct(ct, &self.model.manifest.input, self.model.device())?;
+        let mut out = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(BATCH) {
+            let centres: Vec<Vec3> = chunk.iter().map(|c| c.centre_lps_mm).collect();
+            let batch = sample(&windowed, ct, &centres, &self.model.manifest.input)?;
+            let p = image::to_vec(&self.model.forward(&batch)?.f_sigmoid()?)?;
+            out.extend(chunk.iter().zip(p).map(|(c, p)| Detection { candidate: *c, probability: f64::from(p) }));
+        }
+        Ok(out)
+    }
+
+    /// The candidates the model calls nodules.
+    pub fn detect(&self, ct: &Volume<i16>, candidates: &[Candidate]) -> Result<Vec<Detection>, DetectError> {
+        let threshold = self.threshold();
+        Ok(self.score(ct, candidates)?.into_iter().filter(|d| d.probability >= threshold).collect())
+    }
+}
+
+/// Patches of `spec`'s size and spacing around `centres` (LPS mm), windowed to [0, 1]: the
+/// model's input, and the training data's.
+pub fn patches(ct: &Volume<i16>, centres: &[Vec3], spec: &InputSpec, device: Device) -> Result<Tensor, TchError> {
+    sample(&windowed_ct(ct, spec, device)?, ct, centres, spec)
+}
+
+/// The CT clipped to the window and mapped to [0, 1] (so that outside the scan, read as 0,
+/// is the window's low end: air).
+fn windowed_ct(ct: &Volume<i16>, spec: &InputSpec, device: Device) -> Result<Tensor, TchError> {
+    let [low, high] = spec.window_hu.map(|v| v as f32);
+    let voxels: Vec<f32> = ct.data().iter().map(|&v| ((f32::from(v) - low) / (high - low)).clamp(0.0, 1.0)).collect();
+    image::to_tensor(&voxels, ct.dims(), device)
+}
+
+fn sample(windowed: &Tensor, ct: &Volume<i16>, centres: &[Vec3], spec: &InputSpec) -> Result<Tensor, TchError> {
+    let g = ct.geometry();
+    let indices: Vec<[f64; 3]> = centres.iter().map(|c| g.lps_to_index(*c)).collect();
+    let step = [0, 1, 2].map(|a| spec.spacing_mm[a] / g.spacing[a]);
+    image::sample_patches(windowed, &indices, spec.patch_size, step)
+}

@@ -1,0 +1,185 @@
+"""Trains pulmo's false-positive reduction model and installs it in models/.
+
+The data are 32^3 patches at 1 mm around the candidates pulmo's own candidate finder reports
+on phantom studies, labelled by the phantoms' exact truth (see
+crates/pulmo-analysis/examples/fp_patches.rs, which scripts/train/fp-reduction runs first).
+Studies are split by seed: the last fifth validate. Seeded and deterministic on the CPU.
+
+Usage: fp_reduction.py DATA_DIR MODELS_DIR
+Writes MODELS_DIR/fp-reduction.pt (TorchScript) and MODELS_DIR/fp-reduction.toml (manifest).
+"""
+
+import datetime
+import glob
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+SEED = 20261129
+EPOCHS = int(os.environ.get("EPOCHS", "20"))
+BATCH = 64
+TARGET_SENSITIVITY = 0.95
+# Each epoch sees every positive and a fresh random draw of this many negatives per positive:
+# candidates are ~12 negatives to 1 positive, and the CPU budget is a few minutes.
+NEGATIVES_PER_POSITIVE = 3
+
+
+class FpNet(torch.nn.Module):
+    """Three conv blocks (8, 16, 32 channels), global average pooling, one logit."""
+
+    def __init__(self):
+        super().__init__()
+        layers = []
+        channels = [1, 8, 16, 32]
+        for cin, cout in zip(channels, channels[1:]):
+            layers += [torch.nn.Conv3d(cin, cout, 3, padding=1), torch.nn.BatchNorm3d(cout), torch.nn.ReLU(),
+                       torch.nn.MaxPool3d(2)]
+        self.features = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Linear(32, 1)
+
+    def forward(self, x):
+        y = self.features(x).mean(dim=[2, 3, 4])
+        return self.head(y)
+
+
+def load(data_dir):
+    studies = []
+    for path in sorted(glob.glob(os.path.join(data_dir, "patches_*.npy"))):
+        seed = os.path.basename(path)[len("patches_"):-len(".npy")]
+        x = np.load(path, mmap_mode="r")
+        y = np.load(os.path.join(data_dir, f"labels_{seed}.npy"))
+        studies.append((seed, x, y))
+    if len(studies) < 5:
+        raise SystemExit(f"{data_dir}: need at least 5 studies of patches, found {len(studies)}")
+    return studies
+
+
+def stack(studies):
+    x = np.concatenate([np.asarray(s[1], dtype=np.float32) for s in studies])
+    y = np.concatenate([s[2] for s in studies]).astype(np.float32)
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+
+
+def augment(x, generator):
+    """Random flips of each axis and 90-degree turns in the axial plane: nodules have no
+    preferred orientation."""
+    for dim in (2, 3, 4):
+        if torch.rand(1, generator=generator).item() < 0.5:
+            x = x.flip(dim)
+    turns = int(torch.randint(0, 4, (1,), generator=generator).item())
+    return torch.rot90(x, turns, dims=(3, 4))
+
+
+def auc(scores, labels):
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    pos = labels == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / max(n_pos * n_neg, 1))
+
+
+def main():
+    data_dir, models_dir = sys.argv[1], sys.argv[2]
+    torch.manual_seed(SEED)
+    np.random.seed(SEED)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    spec = json.load(open(os.path.join(data_dir, "spec.json")))
+    studies = load(data_dir)
+    split = len(studies) - max(1, len(studies) // 5)
+    train_x, train_y = stack(studies[:split])
+    val_x, val_y = stack(studies[split:])
+    positives = torch.nonzero(train_y == 1).squeeze(1)
+    negatives = torch.nonzero(train_y == 0).squeeze(1)
+    pos_weight = torch.tensor(float(NEGATIVES_PER_POSITIVE))
+    print(f"train {len(train_y)} patches ({int(train_y.sum())} positive) from {split} studies; "
+          f"validate {len(val_y)} ({int(val_y.sum())} positive) from {len(studies) - split}", flush=True)
+    model = FpNet()
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=EPOCHS)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    generator = torch.Generator().manual_seed(SEED)
+    for epoch in range(EPOCHS):
+        model.train()
+        draw = negatives[torch.randperm(len(negatives), generator=generator)[:NEGATIVES_PER_POSITIVE * len(positives)]]
+        epoch_set = torch.cat([positives, draw])
+        order = epoch_set[torch.randperm(len(epoch_set), generator=generator)]
+        total = 0.0
+        for start in range(0, len(order), BATCH):
+            idx = order[start:start + BATCH]
+            x = augment(train_x[idx], generator)
+            loss = loss_fn(model(x).squeeze(1), train_y[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+        schedule.step()
+        scores = predict(model, val_x)
+        print(f"epoch {epoch + 1}: loss {total / len(order):.4f}, validation AUC {auc(scores, val_y.numpy()):.4f}",
+              flush=True)
+    scores = predict(model, val_x)
+    labels = val_y.numpy()
+    positives = np.sort(scores[labels == 1])
+    threshold = float(positives[int(np.floor((1 - TARGET_SENSITIVITY) * len(positives)))])
+    sensitivity = float((scores[labels == 1] >= threshold).mean())
+    fp_per_study = float((scores[labels == 0] >= threshold).sum() / (len(studies) - split))
+    install(model, models_dir, spec, threshold, {
+        "validation_auc": auc(scores, labels),
+        "validation_sensitivity": sensitivity,
+        "validation_false_positives_per_study": fp_per_study,
+    }, {
+        "data": f"pulmo-phantom studies, seeds {studies[0][0]}-{studies[-1][0]}: candidates from pulmo's candidate "
+                "finder labelled by phantom truth, plus jittered patches at every true nodule",
+        "split": f"train on the first {split} studies, validate on the last {len(studies) - split}",
+        "patches": f"{len(train_y)} train ({int(train_y.sum())} positive), {len(val_y)} validation "
+                   f"({int(val_y.sum())} positive)",
+        "recipe": f"Adam lr 2e-3 with cosine decay, {EPOCHS} epochs of all positives and {NEGATIVES_PER_POSITIVE}x as many fresh "
+                  f"random negatives, batch {BATCH}, BCE with pos_weight {pos_weight.item():.1f}, flips and "
+                  f"axial 90-degree turns, seed {SEED}",
+        "script": "scripts/train/fp_reduction.py",
+        "date": datetime.date.today().isoformat(),
+    })
+
+
+def predict(model, x):
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([torch.sigmoid(model(x[i:i + 256]).squeeze(1)) for i in range(0, len(x), 256)]).numpy()
+
+
+def install(model, models_dir, spec, threshold, metrics, training):
+    os.makedirs(models_dir, exist_ok=True)
+    pt = os.path.join(models_dir, "fp-reduction.pt")
+    torch.jit.script(model.eval()).save(pt)
+    sha = hashlib.sha256(open(pt, "rb").read()).hexdigest()
+    lines = [
+        'name = "fp-reduction"',
+        'version = "0.1.0"',
+        'task = "nodule-false-positive-reduction"',
+        'file = "fp-reduction.pt"',
+        f'sha256 = "{sha}"',
+        "",
+        "[input]",
+        f"patch_size = {spec['patch_size']}",
+        f"spacing_mm = {[float(v) for v in spec['spacing_mm']]}",
+        f"window_hu = {[float(v) for v in spec['window_hu']]}",
+        "",
+        "[output]",
+        'layout = "logit"',
+        f"threshold = {threshold:.6f}",
+        "",
+        "[training]",
+    ] + [f"{k} = {json.dumps(v)}" for k, v in training.items()] + ["", "[metrics]"] + [
+        f"{k} = {v:.4f}" for k, v in metrics.items()]
+    open(os.path.join(models_dir, "fp-reduction.toml"), "w").write("\n".join(lines) + "\n")
+    print(f"installed {pt} ({os.path.getsize(pt) / 1024:.0f} kB, sha256 {sha[:12]}...), threshold {threshold:.4f}, "
+          f"metrics {metrics}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
