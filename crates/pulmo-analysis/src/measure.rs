@@ -11,6 +11,9 @@ use crate::nodule::NoduleMask;
 
 /// Calcified: mean density at or above this, HU (bone-like; soft tissue is below 100).
 const CALCIFIED_MEAN_HU: f64 = 200.0;
+/// Juxtapleural: at least this many nodule voxels touch dense tissue outside the lungs (the
+/// chest wall, mediastinum or diaphragm; the lung mask keeps the nodule itself inside).
+const MIN_PLEURAL_CONTACT_VOXELS: usize = 3;
 /// Surface points used for the 3D longest diameter (pairwise distances), at most.
 const MAX_SURFACE_POINTS: usize = 1500;
 
@@ -38,6 +41,8 @@ pub struct Measurements {
     /// 1 for a sphere, lower for lobulated or spiculated shapes.
     pub sphericity: f64,
     pub calcified: bool,
+    /// Touching the pleura: chest wall, mediastinum or diaphragm.
+    pub juxtapleural: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -78,6 +83,7 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> Measurements {
         solid_fraction,
         sphericity: sphericity(nodule, geometry),
         calcified: hu.mean >= CALCIFIED_MEAN_HU,
+        juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,
     }
 }
@@ -129,6 +135,14 @@ fn farthest_pair(points: &[Vec3]) -> Option<(Vec3, Vec3)> {
         }
     }
     best.map(|(_, a, b)| (a, b))
+}
+
+/// Nodule voxels with a face neighbour outside the lungs that is tissue, not air.
+fn pleural_contact(nodule: &NoduleMask) -> usize {
+    let wall = |j: usize| !nodule.lung[j] && f64::from(nodule.hu[j]) >= SOLID_COMPONENT_MIN_HU;
+    (0..nodule.inside.len())
+        .filter(|&i| nodule.inside[i] && mask::face_neighbours(i, nodule.dims).any(wall))
+        .count()
 }
 
 /// Fraction-weighted centroid.

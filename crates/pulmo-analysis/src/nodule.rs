@@ -32,6 +32,8 @@ pub struct NoduleMask {
     pub fraction: Vec<f32>,
     /// HU of the box's voxels.
     pub hu: Vec<f32>,
+    /// Per box voxel: inside the lung mask.
+    pub lung: Vec<bool>,
     pub tissue_hu: f64,
     pub lung_hu: f64,
 }
@@ -67,7 +69,7 @@ pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_m
     let Some(region) = connected_to(&dense, b.dims, seed) else { return Ok(None) };
     let inside = cut_vessels(&region, b.dims, seed, radius_mm / 2.0, spacing)?;
     let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
-    Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, tissue_hu, lung_hu }))
+    Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu }))
 }
 
 /// The density whose midpoint with the lung bounds the nodule: a part-solid nodule's

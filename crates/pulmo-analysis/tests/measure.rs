@@ -29,6 +29,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 fn phantom_nodules_are_measured_against_truth() {
     let (mut volume_errors, mut diameter_errors, mut density_agree, mut n) = (Vec::new(), Vec::new(), 0, 0);
+    let mut pleura_agree = 0;
     for seed in [31, 32] {
         let phantom = pulmo_phantom::generate(&spec(seed)).unwrap();
         let lungs = segment_lungs(&phantom.volume, Device::Cpu).unwrap();
@@ -45,21 +46,26 @@ fn phantom_nodules_are_measured_against_truth() {
             let volume_error = (m.volume_mm3 - t.volume_mm3) / t.volume_mm3;
             let diameter_error = m.mean_diameter_mm - t.mean_diameter_mm;
             eprintln!(
-                "seed {seed} #{:2} {:11?} {:12?} {:?}: volume {:7.0} vs {:7.0} ({:+5.1}%), mean diameter {:5.1} vs {:5.1} ({:+.1}), {:?}, sphericity {:.2}",
+                "seed {seed} #{:2} {:11?} {:12?} {:?}: volume {:7.0} vs {:7.0} ({:+5.1}%), mean diameter {:5.1} vs {:5.1} ({:+.1}), {:?}, sphericity {:.2}, juxtapleural {}",
                 t.id, t.kind, t.attachment, t.shape, m.volume_mm3, t.volume_mm3, 100.0 * volume_error, m.mean_diameter_mm,
-                t.mean_diameter_mm, diameter_error, m.density, m.sphericity
+                t.mean_diameter_mm, diameter_error, m.density, m.sphericity, m.juxtapleural
             );
             volume_errors.push(volume_error.abs());
             diameter_errors.push(diameter_error.abs());
             density_agree += usize::from(m.density == want);
+            pleura_agree += usize::from(m.juxtapleural == (t.attachment == pulmo_phantom::Attachment::Juxtapleural));
             n += 1;
         }
     }
     let (v, d) = (median(volume_errors.clone()), median(diameter_errors.clone()));
-    eprintln!("{n} nodules: median |volume error| {:.1}%, median |mean diameter error| {d:.2} mm, density class agrees {density_agree}/{n}", 100.0 * v);
+    eprintln!(
+        "{n} nodules: median |volume error| {:.1}%, median |mean diameter error| {d:.2} mm, density class agrees {density_agree}/{n}, juxtapleural flag agrees {pleura_agree}/{n}",
+        100.0 * v
+    );
     assert!(n >= 15, "{n} nodules measured");
     // The goals for nodules >= 6 mm: median volume error <= 5%, mean diameter <= 0.5 mm.
     assert!(v <= 0.05, "median volume error {v}");
     assert!(d <= 0.5, "median mean-diameter error {d}");
     assert!(density_agree * 100 >= n * 85, "density class agrees on {density_agree} of {n}");
+    assert!(pleura_agree * 100 >= n * 85, "juxtapleural flag agrees on {pleura_agree} of {n}");
 }
