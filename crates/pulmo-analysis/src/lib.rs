@@ -7,11 +7,13 @@
 
 pub mod candidates;
 pub mod detect;
+pub mod findings;
 pub mod lung;
 pub mod measure;
 pub mod nodule;
 
 pub use candidates::{find_candidates, Candidate};
+pub use findings::{assess, NoduleFinding, PatientFacts};
 pub use detect::{patches, DetectError, Detection, Detector};
 pub use measure::{measure, Measurements};
 pub use nodule::{segment_nodule, NoduleMask};

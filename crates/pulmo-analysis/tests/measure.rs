@@ -1,7 +1,7 @@
 //! Segmentation and measurement of phantom nodules against their exact truth: volume, Lung-RADS
 //! mean diameter, density class; seeded at the true centre with half the true long axis.
 
-use pulmo_analysis::{measure, segment_lungs, segment_nodule};
+use pulmo_analysis::{assess, measure, segment_lungs, segment_nodule, PatientFacts};
 use pulmo_clinical::Density;
 use pulmo_phantom::{slices_for_coverage, NoduleKind, NoduleRequest, PhantomSpec};
 use pulmo_torch::Device;
@@ -29,7 +29,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 fn phantom_nodules_are_measured_against_truth() {
     let (mut volume_errors, mut diameter_errors, mut density_agree, mut n) = (Vec::new(), Vec::new(), 0, 0);
-    let mut pleura_agree = 0;
+    let (mut pleura_agree, mut lung_rads_agree) = (0, 0);
     for seed in [31, 32] {
         let phantom = pulmo_phantom::generate(&spec(seed)).unwrap();
         let lungs = segment_lungs(&phantom.volume, Device::Cpu).unwrap();
@@ -43,6 +43,13 @@ fn phantom_nodules_are_measured_against_truth() {
                 panic!("seed {seed} nodule {} ({:?}) not segmented", t.id, t.kind);
             };
             let m = measure(&mask, phantom.volume.geometry());
+            let finding = assess(vec![m.clone()], &lungs, &PatientFacts::default()).remove(0);
+            let truth_category = serde_json::to_string(&t.lung_rads_size_category).unwrap();
+            let category = serde_json::to_string(&finding.lung_rads.category).unwrap();
+            lung_rads_agree += usize::from(category == truth_category);
+            if category != truth_category {
+                eprintln!("  Lung-RADS {category} vs truth {truth_category}: {}", finding.lung_rads.reason);
+            }
             let volume_error = (m.volume_mm3 - t.volume_mm3) / t.volume_mm3;
             let diameter_error = m.mean_diameter_mm - t.mean_diameter_mm;
             eprintln!(
@@ -59,7 +66,7 @@ fn phantom_nodules_are_measured_against_truth() {
     }
     let (v, d) = (median(volume_errors.clone()), median(diameter_errors.clone()));
     eprintln!(
-        "{n} nodules: median |volume error| {:.1}%, median |mean diameter error| {d:.2} mm, density class agrees {density_agree}/{n}, juxtapleural flag agrees {pleura_agree}/{n}",
+        "{n} nodules: median |volume error| {:.1}%, median |mean diameter error| {d:.2} mm, density class agrees {density_agree}/{n}, juxtapleural flag agrees {pleura_agree}/{n}, Lung-RADS agrees {lung_rads_agree}/{n}",
         100.0 * v
     );
     assert!(n >= 15, "{n} nodules measured");
@@ -68,4 +75,5 @@ fn phantom_nodules_are_measured_against_truth() {
     assert!(d <= 0.5, "median mean-diameter error {d}");
     assert!(density_agree * 100 >= n * 85, "density class agrees on {density_agree} of {n}");
     assert!(pleura_agree * 100 >= n * 85, "juxtapleural flag agrees on {pleura_agree} of {n}");
+    assert!(lung_rads_agree * 100 >= n * 80, "Lung-RADS agrees on {lung_rads_agree} of {n}");
 }

@@ -40,7 +40,7 @@ pub struct MayoInputs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RiskEstimate {
     /// Which model and variant, e.g. "Brock (PanCan) full model with spiculation".
-    pub model: &'static str,
+    pub model: String,
     /// Probability of malignancy, 0..1.
     pub probability: f64,
     /// What was assumed for inputs nobody supplied, in words.
@@ -127,7 +127,7 @@ pub fn brock(inputs: &BrockInputs) -> RiskEstimate {
         + c.upper_lobe * flag(inputs.upper_lobe)
         + c.count * (f64::from(inputs.nodule_count) - 4.0)
         + c.spiculation * flag(inputs.spiculation.unwrap_or(false));
-    RiskEstimate { model: c.model, probability: logistic(logit), assumptions }
+    RiskEstimate { model: c.model.to_string(), probability: logistic(logit), assumptions }
 }
 
 /// Mayo model probability; unknown smoking history and prior cancer count as none.
@@ -142,7 +142,7 @@ pub fn mayo(inputs: &MayoInputs) -> RiskEstimate {
         + 0.1274 * inputs.diameter_mm
         + 0.7838 * flag(inputs.upper_lobe)
         + 1.0407 * flag(inputs.spiculation);
-    RiskEstimate { model: "Mayo Clinic model", probability: logistic(logit), assumptions }
+    RiskEstimate { model: "Mayo Clinic model".to_string(), probability: logistic(logit), assumptions }
 }
 
 fn known(value: Option<bool>, what: &str, assumptions: &mut Vec<String>) -> bool {
