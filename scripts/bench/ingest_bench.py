@@ -147,6 +147,16 @@ def run_senders(port, called, senders, nodelay, tag):
     return wall, rcs, ends, notes[:6]
 
 
+def stop(proc, grace):
+    """SIGTERM, then SIGKILL if the receiver has not exited within `grace` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_pulmo(case, senders, nodelay):
     d = tempfile.mkdtemp(dir=WORK, prefix="pulmo-")
     port, http = free_port(), free_port()
@@ -180,12 +190,7 @@ quiet_seconds = 3600
         stored, refused = m("pulmo_instances_stored_total"), m("pulmo_instances_refused_total")
         hwm_kb = int(re.search(r"VmHWM:\s+(\d+) kB", open(f"/proc/{proc.pid}/status").read()).group(1))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=60)
         log.close()
     db = sqlite3.connect(f"file:{d}/pulmo.db?mode=ro", uri=True)
     distinct = db.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
@@ -209,12 +214,7 @@ def run_storescp(case, senders, nodelay):
         wait_listening(proc, port, "storescp")
         wall, rcs, ends, notes = run_senders(port, "STORESCP", senders, nodelay, f"storescp-{case}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, grace=30)
         log.close()
     received = len(files_under([out]))
     return dict(received=received, wall=wall, rcs=rcs, ends=ends, notes=notes)

@@ -72,8 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let batch = patches(&phantom.volume, &centres, &spec(), Device::Cpu)?;
         let data = image::to_vec(&batch)?;
         write_npy(&out.join(format!("patches_{seed:04}.npy")), &data, &[centres.len(), 32, 32, 32], "<f4")?;
-        let bytes: Vec<u8> = labels.clone();
-        write_npy_u8(&out.join(format!("labels_{seed:04}.npy")), &bytes)?;
+        write_npy_u8(&out.join(format!("labels_{seed:04}.npy")), &labels)?;
         let positives = labels.iter().filter(|l| **l == 1).count();
         eprintln!("seed {seed}: {} candidates ({} true), {} patches, {positives} positive", candidates.len(),
             candidates.iter().zip(&labels).filter(|(_, l)| **l == 1).count(), centres.len());

@@ -104,7 +104,7 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry) -> Axes 
     let slice = &which[z * plane..(z + 1) * plane];
     let edge: Vec<Vec3> = (0..plane)
         .filter(|&p| slice[p] && in_plane_edge(slice, p, ny, nx))
-        .map(|p| geometry.index_to_lps(nodule.ct_index(z * plane + p).map(|v| v as f64)))
+        .map(|p| nodule.lps(z * plane + p, geometry))
         .collect();
     let pixel = (geometry.spacing[1] + geometry.spacing[2]) / 2.0;
     let plane_z = edge.first().map_or(0.0, |p| p[2]);
@@ -149,7 +149,7 @@ fn pleural_contact(nodule: &NoduleMask) -> usize {
 fn centre(nodule: &NoduleMask, geometry: &Geometry) -> Vec3 {
     let (mut sum, mut weight) = ([0.0; 3], 0.0);
     for (i, f) in nodule.fraction.iter().enumerate().filter(|(_, f)| **f > 0.0) {
-        let p = geometry.index_to_lps(nodule.ct_index(i).map(|v| v as f64));
+        let p = nodule.lps(i, geometry);
         sum = vec3::add(sum, vec3::scale(p, f64::from(*f)));
         weight += f64::from(*f);
     }
@@ -161,7 +161,7 @@ fn longest_3d(nodule: &NoduleMask, geometry: &Geometry) -> f64 {
         .filter(|&i| nodule.inside[i] && mask::face_neighbours(i, nodule.dims).filter(|&j| nodule.inside[j]).count() < 6)
         .collect();
     let stride = surface.len().div_ceil(MAX_SURFACE_POINTS).max(1);
-    let points: Vec<Vec3> = surface.iter().step_by(stride).map(|&i| geometry.index_to_lps(nodule.ct_index(i).map(|v| v as f64))).collect();
+    let points: Vec<Vec3> = surface.iter().step_by(stride).map(|&i| nodule.lps(i, geometry)).collect();
     let voxel = (geometry.spacing[0] + geometry.spacing[1] + geometry.spacing[2]) / 3.0;
     farthest_pair(&points).map_or(0.0, |(a, b)| vec3::dist(a, b) + voxel)
 }

@@ -9,7 +9,7 @@
 //! tissue, which is what makes small-nodule volumes right.
 
 use pulmo_torch::{image, Device, TchError, Tensor};
-use pulmo_volume::{mask, vec3, Vec3, Volume};
+use pulmo_volume::{mask, vec3, Geometry, Vec3, Volume};
 
 use crate::lung::LungMask;
 
@@ -43,6 +43,11 @@ impl NoduleMask {
     pub fn ct_index(&self, i: usize) -> [usize; 3] {
         let [_, ny, nx] = self.dims;
         [self.origin[0] + i / (ny * nx), self.origin[1] + (i / nx) % ny, self.origin[2] + i % nx]
+    }
+
+    /// Patient position (LPS mm) of box voxel `i` in a CT of `geometry`.
+    pub fn lps(&self, i: usize, geometry: &Geometry) -> Vec3 {
+        geometry.index_to_lps(self.ct_index(i).map(|v| v as f64))
     }
 }
 
@@ -202,8 +207,9 @@ fn partial_volume(hu: &[f32], inside: &[bool], lung: &[bool], dims: [usize; 3], 
     let span = (tissue - lung_hu) as f32;
     (0..hu.len())
         .map(|i| {
-            let touches = mask::face_neighbours(i, dims).any(|j| inside[j]);
-            let deep = inside[i] && mask::face_neighbours(i, dims).all(|j| inside[j]);
+            let (touches, surrounded) =
+                mask::face_neighbours(i, dims).fold((false, true), |(any, all), j| (any || inside[j], all && inside[j]));
+            let deep = inside[i] && surrounded;
             let surface = (inside[i] && !deep) || (!inside[i] && touches && lung[i]);
             match (deep, surface) {
                 (true, _) => 1.0,

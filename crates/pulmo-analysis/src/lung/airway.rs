@@ -47,13 +47,14 @@ pub(crate) fn find(work: &Work, lungs: &[bool], body: &[bool]) -> Option<Airways
 fn trachea_seed(work: &Work, lungs: &[bool], body: &[bool], order: &[usize]) -> Option<(usize, usize)> {
     let dark: Vec<bool> = lungs.iter().zip(&work.hu).map(|(l, h)| *l && *h < -940.0).collect();
     let search = (order.len() * 2 / 5).max(1);
+    let plane = work.plane();
     for (rank, &k) in order.iter().enumerate().take(search) {
-        let midline = mean_x(work, body, k)?;
+        let midline = work.mean_x((k * plane..(k + 1) * plane).filter(|&i| body[i]))?;
         let parts = work.slice_components(&dark, k);
         for id in 1..parts.sizes.len() as u32 {
-            let pixels: Vec<usize> = (0..work.plane()).filter(|&p| parts.labels[p] == id).map(|p| k * work.plane() + p).collect();
+            let pixels: Vec<usize> = (0..plane).filter(|&p| parts.labels[p] == id).map(|p| k * plane + p).collect();
             let area = pixels.len() as f64 * work.pixel_mm2();
-            let x = pixels.iter().map(|&i| work.lps(i)[0]).sum::<f64>() / pixels.len() as f64;
+            let x = work.mean_x(pixels.iter().copied())?;
             let trachea_sized = (TRACHEA_AREA_MM2.0..=TRACHEA_AREA_MM2.1).contains(&area);
             if trachea_sized && (x - midline).abs() < TRACHEA_OFF_MIDLINE_MM {
                 return Some((pixels[pixels.len() / 2], rank));
@@ -61,13 +62,6 @@ fn trachea_seed(work: &Work, lungs: &[bool], body: &[bool], order: &[usize]) -> 
         }
     }
     None
-}
-
-/// Mean LPS x of the body in slice `k`.
-fn mean_x(work: &Work, body: &[bool], k: usize) -> Option<f64> {
-    let plane = work.plane();
-    let xs: Vec<f64> = (k * plane..(k + 1) * plane).filter(|&i| body[i]).map(|i| work.lps(i)[0]).collect();
-    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
 /// Region growing from `seed` through lung voxels darker than `max_hu` (6-connected).

@@ -246,10 +246,7 @@ fn remove_airways(work: &Work, lungs: &[bool], airways: &[bool]) -> Result<Vec<b
 
 /// A single lung, labelled by which side of the body's centre it lies.
 fn one_side(work: &Work, lungs: &[bool], body: &[bool]) -> Vec<u8> {
-    let mean_x = |m: &[bool]| {
-        let xs: Vec<f64> = (0..m.len()).filter(|&i| m[i]).map(|i| work.lps(i)[0]).collect();
-        xs.iter().sum::<f64>() / xs.len().max(1) as f64
-    };
+    let mean_x = |m: &[bool]| work.mean_x((0..m.len()).filter(|&i| m[i])).unwrap_or(0.0);
     let side = if mean_x(lungs) < mean_x(body) { RIGHT } else { LEFT };
     lungs.iter().map(|&l| if l { side } else { 0 }).collect()
 }

@@ -72,10 +72,7 @@ fn assign_nearest(work: &Work, lungs: &[bool], seeds: &[u8]) -> Vec<u8> {
 
 /// Renames labels 1 and 2 to RIGHT and LEFT: the patient's right is at smaller LPS x.
 fn by_side(work: &Work, labels: &[u8]) -> Vec<u8> {
-    let mean_x = |which: u8| {
-        let xs: Vec<f64> = (0..labels.len()).filter(|&i| labels[i] == which).map(|i| work.lps(i)[0]).collect();
-        xs.iter().sum::<f64>() / xs.len().max(1) as f64
-    };
+    let mean_x = |which: u8| work.mean_x((0..labels.len()).filter(|&i| labels[i] == which)).unwrap_or(0.0);
     let one_is_right = mean_x(1) < mean_x(2);
     labels
         .iter()

@@ -59,6 +59,13 @@ impl Work {
         self.geometry.index_to_lps([z as f64, centre(y), centre(x)])
     }
 
+    /// Mean LPS x (mm) of the given working voxels; `None` for none. Which side of the patient
+    /// something lies on is decided by comparing these.
+    pub fn mean_x(&self, voxels: impl Iterator<Item = usize>) -> Option<f64> {
+        let (sum, n) = voxels.fold((0.0, 0usize), |(sum, n), i| (sum + self.lps(i)[0], n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+
     /// Slice indices from the most superior (largest LPS z) to the most inferior.
     pub fn superior_to_inferior(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dims[0]).collect();
