@@ -41,6 +41,12 @@ impl Detector {
         Ok(Detector { model: Model::load(manifest, device)? })
     }
 
+    /// Which model this is, for the findings.
+    pub fn model_ref(&self) -> pulmo_findings::ModelRef {
+        let m = &self.model.manifest;
+        pulmo_findings::ModelRef { name: m.name.clone(), version: m.version.clone(), sha256: m.sha256.clone() }
+    }
+
     pub fn threshold(&self) -> f64 {
         self.model.manifest.output.threshold.unwrap_or(0.5)
     }

@@ -1,72 +1,81 @@
-//! From measured nodules to what a report says about each: its zone, Lung-RADS v2022 category,
-//! and Brock and Mayo malignancy estimates with their inputs and assumptions.
+//! From measured nodules to what a report says about each and about the exam: zone, Lung-RADS
+//! v2022, Brock and Mayo estimates with their inputs, report order, Fleischner 2017.
 
 use pulmo_clinical::density::emphysema_present;
-use pulmo_clinical::lung_rads::{self, Assessment, Features, Status};
-use pulmo_clinical::risk::{self, BrockInputs, MayoInputs, RiskEstimate};
-use serde::{Deserialize, Serialize};
+use pulmo_clinical::fleischner::{self, Multiplicity, PatientRisk};
+use pulmo_clinical::lung_rads::{self, Features, Status};
+use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
+pub use pulmo_findings::{NoduleFinding, PatientFacts};
+use pulmo_findings::{ExamAssessment, FleischnerAdvice, Level, Measurements, Risk};
+use pulmo_volume::mesh::Mesh;
 
-use crate::lung::{Level, LungMask, Zone};
-use crate::measure::Measurements;
+use crate::lung::LungMask;
 
-/// What the DICOM header says about the patient (PatientAge, PatientSex), when it does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct PatientFacts {
-    pub age_years: Option<f64>,
-    pub female: Option<bool>,
-}
-
-impl PatientFacts {
-    /// From DICOM PatientAge ("052Y", "006M") and PatientSex ("F", "M", "O").
-    pub fn from_dicom(age: Option<&str>, sex: Option<&str>) -> PatientFacts {
-        let age_years = age.and_then(|a| {
-            let a = a.trim();
-            let (number, unit) = a.split_at(a.len().saturating_sub(1));
-            let n: f64 = number.parse().ok()?;
-            match unit {
-                "Y" => Some(n),
-                "M" => Some(n / 12.0),
-                "W" => Some(n / 52.0),
-                "D" => Some(n / 365.25),
-                _ => None,
-            }
-        });
-        let female = match sex.map(str::trim) {
-            Some("F") => Some(true),
-            Some("M") => Some(false),
-            _ => None,
-        };
-        PatientFacts { age_years, female }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NoduleFinding {
+/// A nodule the pipeline kept, before the clinical rules see it.
+#[derive(Debug, Clone)]
+pub struct Measured {
     pub measurements: Measurements,
-    pub zone: Option<Zone>,
-    pub lung_rads: Assessment,
-    /// `None` when the patient's age or sex is unknown (the models need both).
-    pub brock: Option<RiskEstimate>,
-    pub mayo: Option<RiskEstimate>,
+    pub surface: Mesh,
+    pub detection_probability: f64,
 }
 
-/// The findings for the measured nodules of one baseline exam.
-pub fn assess(nodules: Vec<Measurements>, lungs: &LungMask, patient: &PatientFacts) -> Vec<NoduleFinding> {
+/// The findings for the measured nodules of one baseline exam of series `series_uid`, in report
+/// order (most suspicious category first, then largest), numbered from 1, each with its surface.
+pub fn assess(nodules: Vec<Measured>, lungs: &LungMask, patient: &PatientFacts, series_uid: &str) -> Vec<(NoduleFinding, Mesh)> {
     let count = nodules.len() as u32;
-    nodules
+    let mut findings: Vec<(NoduleFinding, Mesh)> = nodules
         .into_iter()
-        .map(|m| {
+        .map(|n| {
+            let m = n.measurements;
             let zone = lungs.zone_at(m.centre_lps_mm);
             let upper = zone.is_some_and(|z| z.level == Level::Upper);
-            NoduleFinding {
+            let finding = NoduleFinding {
+                id: 0,
+                tracking_uid: tracking_uid(series_uid, &m),
+                detection_probability: n.detection_probability,
                 lung_rads: lung_rads::assess(&lung_rads_nodule(&m)),
                 brock: brock(&m, lungs, patient, upper, count),
                 mayo: mayo(&m, patient, upper),
                 zone,
+                mesh_file: None,
                 measurements: m,
-            }
+            };
+            (finding, n.surface)
         })
-        .collect()
+        .collect();
+    findings.sort_by(|(a, _), (b, _)| {
+        b.lung_rads.category.cmp(&a.lung_rads.category).then(b.measurements.mean_diameter_mm.total_cmp(&a.measurements.mean_diameter_mm))
+    });
+    for (i, (f, _)) in findings.iter_mut().enumerate() {
+        f.id = i as u32 + 1;
+    }
+    findings
+}
+
+/// The exam's Lung-RADS category and management, and Fleischner for its first nodule.
+pub fn exam(nodules: &[NoduleFinding]) -> ExamAssessment {
+    let assessments: Vec<_> = nodules.iter().map(|n| n.lung_rads.clone()).collect();
+    let category = lung_rads::exam_category(&assessments);
+    let count = if nodules.len() > 1 { Multiplicity::Multiple } else { Multiplicity::Single };
+    let fleischner = nodules.first().map(|n| {
+        let m = &n.measurements;
+        let advice = |risk| fleischner::recommend(m.density, m.mean_diameter_mm, count, risk);
+        FleischnerAdvice {
+            nodule_id: n.id,
+            size_band: advice(PatientRisk::Low).size_band,
+            low_risk: advice(PatientRisk::Low).text.to_string(),
+            high_risk: advice(PatientRisk::High).text.to_string(),
+            applies_to: fleischner::APPLIES_TO.to_string(),
+        }
+    });
+    ExamAssessment { lung_rads: category, management: category.management().to_string(), fleischner }
+}
+
+/// Deterministic per series and position, so a re-run of the same series names its nodules
+/// alike (and replaces rather than duplicates what it sent).
+fn tracking_uid(series_uid: &str, m: &Measurements) -> String {
+    let [x, y, z] = m.centre_lps_mm.map(|c| c.round() as i64);
+    pulmo_dicom::derived_uid(&format!("{series_uid}/nodule/{x},{y},{z}"))
 }
 
 /// Lung-RADS sees type, size and status. pulmo does not judge margins yet, so neither the
@@ -81,7 +90,7 @@ fn lung_rads_nodule(m: &Measurements) -> lung_rads::Nodule {
     }
 }
 
-fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool, count: u32) -> Option<RiskEstimate> {
+fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool, count: u32) -> Option<Risk<BrockInputs>> {
     let inputs = BrockInputs {
         age_years: patient.age_years?,
         female: patient.female?,
@@ -91,34 +100,19 @@ fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool
         density: m.density,
         upper_lobe: upper,
         nodule_count: count,
-        spiculation: None,
+        spiculation: m.spiculated,
     };
-    Some(risk::brock(&inputs))
+    Some(Risk { estimate: risk::brock(&inputs), inputs })
 }
 
-fn mayo(m: &Measurements, patient: &PatientFacts, upper: bool) -> Option<RiskEstimate> {
+fn mayo(m: &Measurements, patient: &PatientFacts, upper: bool) -> Option<Risk<MayoInputs>> {
     let inputs = MayoInputs {
         age_years: patient.age_years?,
         smoker: None,
         prior_extrathoracic_cancer: None,
         diameter_mm: m.long_axis_mm,
         upper_lobe: upper,
-        spiculation: false,
+        spiculation: m.spiculated,
     };
-    Some(risk::mayo(&inputs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patient_facts_from_dicom_strings() {
-        let p = PatientFacts::from_dicom(Some("052Y"), Some("F"));
-        assert_eq!((p.age_years, p.female), (Some(52.0), Some(true)));
-        assert_eq!(PatientFacts::from_dicom(Some("018M"), Some("M")).age_years, Some(1.5));
-        assert_eq!(PatientFacts::from_dicom(Some("52"), Some("O")), PatientFacts { age_years: None, female: None });
-        assert_eq!(PatientFacts::from_dicom(None, None), PatientFacts::default());
-        assert_eq!(PatientFacts::from_dicom(Some(""), Some("")).age_years, None);
-    }
+    Some(Risk { estimate: risk::mayo(&inputs), inputs })
 }

@@ -2,8 +2,11 @@
 //! Heavy voxel work runs as tensor operations (pulmo-torch) on the worker's device; what
 //! libtorch has no kernel for (connected components, region growing) is plain Rust.
 //!
-//! Stages so far: [`lung`] (left and right lung masks, airways excluded, zones, emphysema) and
-//! [`candidates`] (blobs in the lungs, for sensitivity).
+//! [`pipeline`] runs the stages in order and returns `StudyFindings` (pulmo-findings):
+//! [`lung`] (left and right lung masks, airways excluded, zones, emphysema), [`candidates`]
+//! (blobs in the lungs, for sensitivity), [`detect`] (the false-positive reduction CNN),
+//! [`nodule`] (one nodule's voxels, cut from vessels and chest wall), [`measure`] (what is
+//! reported about it), [`findings`] (the clinical rules applied).
 
 pub mod candidates;
 pub mod detect;
@@ -11,9 +14,11 @@ pub mod findings;
 pub mod lung;
 pub mod measure;
 pub mod nodule;
+pub mod pipeline;
 
 pub use candidates::{find_candidates, Candidate};
-pub use findings::{assess, NoduleFinding, PatientFacts};
+pub use findings::{assess, Measured, NoduleFinding, PatientFacts};
+pub use pipeline::{Analysis, AnalysisError, Pipeline, Progress, Stage};
 pub use detect::{patches, DetectError, Detection, Detector};
 pub use measure::{measure, Measurements};
 pub use nodule::{segment_nodule, NoduleMask};

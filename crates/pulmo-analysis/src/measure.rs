@@ -5,7 +5,7 @@ use pulmo_clinical::density::{Density, SOLID_COMPONENT_MIN_HU, SOLID_FRACTION};
 use pulmo_clinical::mean_diameter;
 use pulmo_volume::mesh::Mesh;
 use pulmo_volume::{mask, vec3, Geometry, Vec3, Volume};
-use serde::{Deserialize, Serialize};
+pub use pulmo_findings::{HuStats, Measurements, SolidCore};
 
 use crate::nodule::NoduleMask;
 
@@ -17,62 +17,22 @@ const MIN_PLEURAL_CONTACT_VOXELS: usize = 3;
 /// Surface points used for the 3D longest diameter (pairwise distances), at most.
 const MAX_SURFACE_POINTS: usize = 1500;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Measurements {
-    pub centre_lps_mm: Vec3,
-    /// Lung-RADS axes: longest diameter on the axial slice where the nodule is largest, and
-    /// the longest extent perpendicular to it on that slice; mm, unrounded.
-    pub long_axis_mm: f64,
-    pub short_axis_mm: f64,
-    /// (long + short) / 2 from values rounded to 0.1 mm, as Lung-RADS measures.
-    pub mean_diameter_mm: f64,
-    /// LPS z of the slice the axes were measured on.
-    pub axial_plane_z_mm: f64,
-    pub longest_diameter_3d_mm: f64,
-    /// Partial-volume corrected, mm3.
-    pub volume_mm3: f64,
-    pub hu: HuStats,
-    /// Volume x density, with density (g/cm3) taken as (HU + 1000) / 1000.
-    pub mass_mg: f64,
-    pub solid_core: Option<SolidCore>,
-    /// Solid core volume / nodule volume.
-    pub solid_fraction: f64,
-    pub density: Density,
-    /// 1 for a sphere, lower for lobulated or spiculated shapes.
-    pub sphericity: f64,
-    pub calcified: bool,
-    /// Touching the pleura: chest wall, mediastinum or diaphragm.
-    pub juxtapleural: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct HuStats {
-    pub mean: f64,
-    pub sd: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SolidCore {
-    pub long_axis_mm: f64,
-    pub short_axis_mm: f64,
-    pub mean_diameter_mm: f64,
-    pub volume_mm3: f64,
-}
-
-/// Measures a segmented nodule of the CT whose geometry is `geometry`.
-pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> Measurements {
+/// Measures a segmented nodule of the CT whose geometry is `geometry`; also returns its
+/// surface (the 0.5 iso-surface of the tissue fractions, LPS mm), which sphericity comes from.
+pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh) {
     let voxel_mm3 = geometry.voxel_volume_mm3();
     let volume_mm3 = nodule.fraction.iter().map(|f| f64::from(*f)).sum::<f64>() * voxel_mm3;
     let axes = axial_axes(nodule, &nodule.inside, geometry);
     let core = solid_core(nodule, geometry);
     let solid_fraction = core.map_or(0.0, |c| (c.volume_mm3 / volume_mm3.max(f64::MIN_POSITIVE)).min(1.0));
     let hu = hu_stats(nodule);
-    Measurements {
+    let surface = surface(nodule, geometry);
+    let measurements = Measurements {
         centre_lps_mm: centre(nodule, geometry),
         long_axis_mm: axes.long,
         short_axis_mm: axes.short,
+        long_axis_lps_mm: axes.long_line,
+        short_axis_lps_mm: axes.short_line,
         mean_diameter_mm: mean_diameter(axes.long, axes.short),
         axial_plane_z_mm: axes.plane_z,
         longest_diameter_3d_mm: longest_3d(nodule, geometry),
@@ -81,17 +41,27 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> Measurements {
         density: Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm)),
         solid_core: core,
         solid_fraction,
-        sphericity: sphericity(nodule, geometry),
+        sphericity: surface.sphericity(),
+        spiculated: None,
         calcified: hu.mean >= CALCIFIED_MEAN_HU,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,
-    }
+    };
+    (measurements, surface)
 }
 
 struct Axes {
     long: f64,
     short: f64,
+    long_line: [Vec3; 2],
+    short_line: [Vec3; 2],
     plane_z: f64,
+}
+
+impl Axes {
+    fn none(plane_z: f64, at: Vec3, size: f64) -> Axes {
+        Axes { long: size, short: size, long_line: [at; 2], short_line: [at; 2], plane_z }
+    }
 }
 
 /// Lung-RADS axes of the voxels `which` of the nodule's box, on the slice where they are largest.
@@ -99,7 +69,7 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry) -> Axes 
     let [nz, ny, nx] = nodule.dims;
     let plane = ny * nx;
     let Some(z) = (0..nz).max_by_key(|&z| which[z * plane..(z + 1) * plane].iter().filter(|v| **v).count()) else {
-        return Axes { long: 0.0, short: 0.0, plane_z: 0.0 };
+        return Axes::none(0.0, [0.0; 3], 0.0);
     };
     let slice = &which[z * plane..(z + 1) * plane];
     let edge: Vec<Vec3> = (0..plane)
@@ -110,13 +80,27 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry) -> Axes 
     let plane_z = edge.first().map_or(0.0, |p| p[2]);
     let Some((a, b)) = farthest_pair(&edge) else {
         let single = if edge.is_empty() { 0.0 } else { pixel };
-        return Axes { long: single, short: single, plane_z };
+        return Axes::none(plane_z, edge.first().copied().unwrap_or([0.0; 3]), single);
     };
     // Pixel centres at the two extremes lie half a pixel inside the edge on average.
     let long = vec3::dist(a, b) + pixel;
-    let across = vec3::normalize(vec3::cross(geometry.slice_normal(), vec3::sub(b, a)));
+    let along = vec3::normalize(vec3::sub(b, a));
+    let across = vec3::normalize(vec3::cross(geometry.slice_normal(), along));
     let (lo, hi) = edge.iter().map(|p| vec3::dot(*p, across)).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| (lo.min(d), hi.max(d)));
-    Axes { long, short: (hi - lo + pixel).min(long), plane_z }
+    let short = (hi - lo + pixel).min(long);
+    // Lines drawn edge to edge: the long axis through its end pixels, the short axis across
+    // the long axis's midpoint.
+    let half = vec3::scale(along, pixel / 2.0);
+    let mid = vec3::scale(vec3::add(a, b), 0.5);
+    let centre_across = vec3::add(mid, vec3::scale(across, (lo + hi) / 2.0 - vec3::dot(mid, across)));
+    let short_half = vec3::scale(across, short / 2.0);
+    Axes {
+        long,
+        short,
+        long_line: [vec3::sub(a, half), vec3::add(b, half)],
+        short_line: [vec3::sub(centre_across, short_half), vec3::add(centre_across, short_half)],
+        plane_z,
+    }
 }
 
 fn in_plane_edge(slice: &[bool], p: usize, ny: usize, nx: usize) -> bool {
@@ -207,10 +191,11 @@ fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
     })
 }
 
-/// Sphericity of the 0.5 iso-surface of the tissue fractions.
-fn sphericity(nodule: &NoduleMask, geometry: &Geometry) -> f64 {
+/// The 0.5 iso-surface of the tissue fractions, in patient LPS mm.
+fn surface(nodule: &NoduleMask, geometry: &Geometry) -> Mesh {
     let origin = geometry.index_to_lps(nodule.origin.map(|v| v as f64));
-    let Ok(box_geometry) = Geometry::new(origin, geometry.spacing, geometry.direction) else { return 0.0 };
-    let Ok(field) = Volume::new(nodule.dims, box_geometry, nodule.fraction.clone()) else { return 0.0 };
-    Mesh::isosurface(&field, 0.5).sphericity()
+    let field = Geometry::new(origin, geometry.spacing, geometry.direction)
+        .ok()
+        .and_then(|box_geometry| Volume::new(nodule.dims, box_geometry, nodule.fraction.clone()).ok());
+    field.map_or_else(Mesh::default, |f| Mesh::isosurface(&f, 0.5))
 }

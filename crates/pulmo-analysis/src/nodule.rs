@@ -19,6 +19,9 @@ const MIN_CONTRAST_HU: f64 = 100.0;
 const AERATED_MAX_HU: f32 = -500.0;
 /// Solid tissue (a solid nodule, a part-solid nodule's core) is at or above this, HU.
 const SOLID_MIN_HU: f64 = pulmo_clinical::density::SOLID_COMPONENT_MIN_HU;
+/// How far out, in seed radii, a part-solid nodule's ground-glass halo is looked for: the
+/// candidate finder often sizes such a nodule by its solid core alone.
+const HALO_SCALES: [f64; 3] = [1.0, 1.5, 2.0];
 
 /// A nodule's voxels in a box of the CT.
 #[derive(Debug, Clone)]
@@ -49,6 +52,32 @@ impl NoduleMask {
     pub fn lps(&self, i: usize, geometry: &Geometry) -> Vec3 {
         geometry.index_to_lps(self.ct_index(i).map(|v| v as f64))
     }
+
+    /// Whether the nodule's voxels include the one nearest a patient position.
+    pub fn contains(&self, lps: Vec3, geometry: &Geometry) -> bool {
+        let index = geometry.lps_to_index(lps);
+        let [_, ny, nx] = self.dims;
+        let mut offset = 0;
+        for a in 0..3 {
+            let local = index[a].round() - self.origin[a] as f64;
+            if !(0.0..self.dims[a] as f64).contains(&local) {
+                return false;
+            }
+            offset += local as usize * [ny * nx, nx, 1][a];
+        }
+        self.inside[offset]
+    }
+
+    /// Whether the nodule reaches a face of its box. The box leaves more than the seed's
+    /// radius of margin all round, so what reaches it is larger than the blob that was seeded:
+    /// a vessel tree or a wall the region grew into, not one nodule.
+    pub fn reaches_box_border(&self) -> bool {
+        let [nz, ny, nx] = self.dims;
+        (0..self.inside.len()).filter(|&i| self.inside[i]).any(|i| {
+            let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
+            z == 0 || y == 0 || x == 0 || z + 1 == nz || y + 1 == ny || x + 1 == nx
+        })
+    }
 }
 
 /// Segments the nodule around `centre` (LPS mm) of about `radius_mm`; `None` when there is no
@@ -62,10 +91,20 @@ pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_m
     let mm = |i: usize| b.mm_from(i, seed, spacing);
     let within = |lo: f64, hi: f64| hu.iter().enumerate().filter(move |(i, _)| (lo..=hi).contains(&mm(*i))).map(|(_, h)| *h);
     let centre_hu = median(within(0.0, (0.4 * radius_mm).max(1.0)));
-    let shell_hu = median(within(0.55 * radius_mm, 0.85 * radius_mm));
     let lung_hu = median(hu.iter().enumerate().filter(|(i, h)| lung[*i] && **h < AERATED_MAX_HU && mm(*i) > 1.5 * radius_mm).map(|(_, h)| *h));
     let (Some(centre_hu), lung_hu) = (centre_hu, lung_hu.unwrap_or(-850.0)) else { return Ok(None) };
-    let tissue_hu = extent_level(centre_hu, shell_hu, lung_hu);
+    // Beyond the seed's own radius only lung voxels count (a chest wall is no halo), and
+    // three quarters of the ring must be denser than lung (a crowd of vessels is no halo).
+    let shell_hu = |k: f64| {
+        let (lo, hi) = (0.55 * k * radius_mm, 0.85 * k * radius_mm);
+        let ring = hu.iter().enumerate().filter(|(i, _)| (k <= 1.0 || lung[*i]) && (lo..=hi).contains(&mm(*i)));
+        let quantile = if k <= 1.0 { 0.5 } else { 0.25 };
+        Some((quantile_of(ring.clone().map(|(_, h)| *h), quantile)?, median(ring.map(|(_, h)| *h))?))
+    };
+    let (tissue_hu, radius_mm) = HALO_SCALES
+        .iter()
+        .find_map(|&k| halo(centre_hu, shell_hu(k), lung_hu).map(|h| (h, k * radius_mm)))
+        .unwrap_or((centre_hu, radius_mm));
     if tissue_hu - lung_hu < MIN_CONTRAST_HU {
         return Ok(None);
     }
@@ -77,14 +116,12 @@ pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_m
     Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu }))
 }
 
-/// The density whose midpoint with the lung bounds the nodule: a part-solid nodule's
-/// ground-glass halo (its rim is much lighter than its centre, yet clearly denser than lung),
-/// else the centre's.
-fn extent_level(centre_hu: f64, shell_hu: Option<f64>, lung_hu: f64) -> f64 {
-    match shell_hu {
-        Some(shell) if centre_hu >= SOLID_MIN_HU && shell < SOLID_MIN_HU && shell - lung_hu >= MIN_CONTRAST_HU => shell,
-        _ => centre_hu,
-    }
+/// A part-solid nodule's ground-glass halo, whose midpoint with the lung then bounds the
+/// nodule: a ring (its low quantile and its median, HU) much lighter than the solid centre,
+/// yet clearly denser than lung.
+fn halo(centre_hu: f64, shell_hu: Option<(f64, f64)>, lung_hu: f64) -> Option<f64> {
+    let (low, level) = shell_hu?;
+    (centre_hu >= SOLID_MIN_HU && level < SOLID_MIN_HU && low - lung_hu >= MIN_CONTRAST_HU).then_some(level)
 }
 
 /// A box of CT voxels around a point.
@@ -137,12 +174,16 @@ impl Box3 {
 }
 
 fn median(values: impl Iterator<Item = f32>) -> Option<f64> {
+    quantile_of(values, 0.5)
+}
+
+fn quantile_of(values: impl Iterator<Item = f32>, q: f64) -> Option<f64> {
     let mut v: Vec<f32> = values.collect();
     if v.is_empty() {
         return None;
     }
     v.sort_by(f32::total_cmp);
-    Some(f64::from(v[v.len() / 2]))
+    Some(f64::from(v[((v.len() - 1) as f64 * q).round() as usize]))
 }
 
 /// The component of `m` holding `seed`, or the one nearest to it within a few voxels.

@@ -1,7 +1,7 @@
 //! Segmentation and measurement of phantom nodules against their exact truth: volume, Lung-RADS
 //! mean diameter, density class; seeded at the true centre with half the true long axis.
 
-use pulmo_analysis::{assess, measure, segment_lungs, segment_nodule, PatientFacts};
+use pulmo_analysis::{assess, measure, segment_lungs, segment_nodule, Measured, PatientFacts};
 use pulmo_clinical::Density;
 use pulmo_phantom::{slices_for_coverage, NoduleKind, NoduleRequest, PhantomSpec};
 use pulmo_torch::Device;
@@ -42,8 +42,9 @@ fn phantom_nodules_are_measured_against_truth() {
             let Some(mask) = segment_nodule(&phantom.volume, &lungs, t.centre_lps_mm, t.long_axis_mm / 2.0).unwrap() else {
                 panic!("seed {seed} nodule {} ({:?}) not segmented", t.id, t.kind);
             };
-            let m = measure(&mask, phantom.volume.geometry());
-            let finding = assess(vec![m.clone()], &lungs, &PatientFacts::default()).remove(0);
+            let (m, surface) = measure(&mask, phantom.volume.geometry());
+            let measured = Measured { measurements: m.clone(), surface, detection_probability: 1.0 };
+            let (finding, _) = assess(vec![measured], &lungs, &PatientFacts::default(), "1.2.3").remove(0);
             let truth_category = serde_json::to_string(&t.lung_rads_size_category).unwrap();
             let category = serde_json::to_string(&finding.lung_rads.category).unwrap();
             lung_rads_agree += usize::from(category == truth_category);

@@ -34,7 +34,8 @@ pub struct MayoInputs {
     pub prior_extrathoracic_cancer: Option<bool>,
     pub diameter_mm: f64,
     pub upper_lobe: bool,
-    pub spiculation: bool,
+    /// `None` (not assessed) counts as not spiculated, and says so.
+    pub spiculation: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,18 +131,19 @@ pub fn brock(inputs: &BrockInputs) -> RiskEstimate {
     RiskEstimate { model: c.model.to_string(), probability: logistic(logit), assumptions }
 }
 
-/// Mayo model probability; unknown smoking history and prior cancer count as none.
+/// Mayo model probability; unknown smoking history, prior cancer and spiculation count as none.
 pub fn mayo(inputs: &MayoInputs) -> RiskEstimate {
     let mut assumptions = Vec::new();
     let smoker = known(inputs.smoker, "smoking history", &mut assumptions);
     let cancer = known(inputs.prior_extrathoracic_cancer, "prior extrathoracic cancer", &mut assumptions);
+    let spiculation = known(inputs.spiculation, "spiculation", &mut assumptions);
     let logit = -6.8272
         + 0.0391 * inputs.age_years
         + 0.7917 * flag(smoker)
         + 1.3388 * flag(cancer)
         + 0.1274 * inputs.diameter_mm
         + 0.7838 * flag(inputs.upper_lobe)
-        + 1.0407 * flag(inputs.spiculation);
+        + 1.0407 * flag(spiculation);
     RiskEstimate { model: "Mayo Clinic model".to_string(), probability: logistic(logit), assumptions }
 }
 
@@ -241,7 +243,7 @@ mod tests {
             prior_extrathoracic_cancer: Some(false),
             diameter_mm: 10.0,
             upper_lobe: true,
-            spiculation: false,
+            spiculation: Some(false),
         };
         let x = -6.8272 + 0.0391 * 60.0 + 0.7917 + 0.1274 * 10.0 + 0.7838;
         let r = mayo(&base);
@@ -250,7 +252,7 @@ mod tests {
         let r = mayo(&MayoInputs { smoker: None, prior_extrathoracic_cancer: None, ..base });
         assert!((logit(r.probability) - (x - 0.7917)).abs() < 1e-9);
         assert_eq!(r.assumptions.len(), 2);
-        let spiculated = mayo(&MayoInputs { spiculation: true, ..base });
+        let spiculated = mayo(&MayoInputs { spiculation: Some(true), ..base });
         assert!((logit(spiculated.probability) - (x + 1.0407)).abs() < 1e-9);
     }
 }

@@ -40,6 +40,14 @@ pub enum StoreError {
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },
 
+    /// Findings that do not serialise, or stored findings this build cannot read.
+    #[error("findings of study {study}: {source}")]
+    Findings {
+        study: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
     #[error("path {path:?} is not valid UTF-8; the store keeps paths as text")]
     NonUtf8Path { path: PathBuf },
 }

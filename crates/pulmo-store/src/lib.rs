@@ -6,7 +6,7 @@
 //! - [`Spool`]: received files at `<spool>/<study_uid>/<series_uid>/<sop_instance_uid>.dcm`,
 //!   named only from validated [`Uid`]s, written by temp file + fsync + rename + directory fsync.
 //! - [`Store`]: the SQLite database (WAL, `synchronous=FULL`) with tables `studies`, `instances`,
-//!   `jobs`, `exports` and `associations`; the schema is migrated via `PRAGMA user_version`.
+//!   `jobs`, `exports`, `associations` and `findings` ([`Store::put_findings`]); the schema is migrated via `PRAGMA user_version`.
 //!
 //! # Receiving: [`Store::put_instance`]
 //!
@@ -15,7 +15,7 @@
 //! acknowledged instance is always both on disk and in the database. A crash between the two
 //! leaves at most an unrecorded file that was never acknowledged; the sender resends it.
 //!
-//! **Known SOP Instance UID policy.** Identity is the SHA-256 of the file's bytes, or, when
+//! **Known SOP Instance UID policy.** Identity is the stored file's bytes, or, when
 //! those differ, the caller's [`NewInstance::same_content`] test against the stored file (senders
 //! re-encode one data set differently).
 //! - Same UID, same content: [`Outcome::Duplicate`]: nothing changes (no version bump, no new
@@ -67,6 +67,7 @@ mod db;
 mod durable_file;
 mod error;
 mod exports;
+mod findings;
 mod ingest;
 mod jobs;
 mod model;
@@ -79,6 +80,7 @@ mod uid;
 
 pub use db::{Store, StoreConfig};
 pub use error::{Result, StoreError};
+pub use findings::StoredFindings;
 pub use model::{
     AssociationEnd, AssociationId, AssociationOutcome, AssociationRecord, AssociationStart,
     Backoff, CompletedStudy, DueStudy, Export, ExportBatch, ExportId, ExportObject, ExportRetry,
@@ -87,6 +89,6 @@ pub use model::{
 };
 pub use schema::SCHEMA_VERSION;
 pub use spool::{Spool, SpoolPath};
-pub use status::{DestinationExports, ExportGroup, SeriesSummary, StoreStatus, StudyReport};
+pub use status::{DestinationExports, ExportGroup, FindingsSummary, SeriesSummary, StoreStatus, StudyReport};
 pub use time::Timestamp;
 pub use uid::{Uid, UidError, UidErrorReason, MAX_UID_LEN};

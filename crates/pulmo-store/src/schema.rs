@@ -90,6 +90,20 @@ const MIGRATIONS: &[&str] = &[
     // SOP Instance UID is known; hashing and decoding every received instance cost more CPU than
     // everything else on the ingest path.
     "ALTER TABLE instances DROP COLUMN content_key; ALTER TABLE instances DROP COLUMN sha256;",
+    // 3: the findings of each analysed study version and series (StudyFindings as JSON, with
+    // the columns that listings and follow-up lookups need).
+    r#"
+    CREATE TABLE findings (
+        study_uid     TEXT NOT NULL REFERENCES studies (study_uid),
+        study_version INTEGER NOT NULL,
+        series_uid    TEXT NOT NULL,
+        nodules       INTEGER NOT NULL CHECK (nodules >= 0),
+        lung_rads     TEXT NOT NULL,                  -- exam category, e.g. "4A"
+        created_at    INTEGER NOT NULL,
+        json          TEXT NOT NULL,                  -- pulmo_findings::StudyFindings
+        PRIMARY KEY (study_uid, study_version, series_uid)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

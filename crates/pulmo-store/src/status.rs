@@ -28,6 +28,20 @@ pub struct StoreStatus {
     pub recent_jobs: Vec<Job>,
     /// Most recent associations, newest first.
     pub recent_associations: Vec<AssociationRecord>,
+    /// Most recent analyses, newest first.
+    pub recent_findings: Vec<FindingsSummary>,
+}
+
+/// One analysed series of a study version, as listed by `pulmo status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingsSummary {
+    pub study_uid: Uid,
+    pub study_version: i64,
+    pub series_uid: String,
+    pub nodules: u64,
+    /// The exam's Lung-RADS category, e.g. "4A".
+    pub lung_rads: String,
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,6 +102,13 @@ impl Store {
                     tx,
                     usize::try_from(limit).unwrap_or(usize::MAX),
                 )?,
+                recent_findings: select_all(
+                    tx,
+                    "SELECT study_uid, study_version, series_uid, nodules, lung_rads, created_at
+                     FROM findings ORDER BY created_at DESC, study_uid LIMIT ?1",
+                    limit,
+                    findings_summary_from_row,
+                )?,
             })
         })
     }
@@ -113,6 +134,17 @@ impl Store {
             }))
         })
     }
+}
+
+fn findings_summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FindingsSummary> {
+    Ok(FindingsSummary {
+        study_uid: r.get(0)?,
+        study_version: r.get(1)?,
+        series_uid: r.get(2)?,
+        nodules: get_u64(r, 3)?,
+        lung_rads: r.get(4)?,
+        created_at: r.get(5)?,
+    })
 }
 
 fn select_all<P: rusqlite::ToSql, T>(

@@ -64,3 +64,10 @@ fn select_cuda(index: usize, name: &str, available: usize) -> Result<Device, Dev
         Err(DeviceError::CudaUnavailable { requested: name.to_string(), available })
     }
 }
+
+/// Threads libtorch uses for CPU work in this process; 0 keeps libtorch's default (one per core).
+pub fn set_cpu_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    }
+}

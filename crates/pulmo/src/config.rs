@@ -28,6 +28,9 @@ pub struct Config {
     /// Pipeline profile per called AE title; titles not listed use `receipt`.
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    /// The analysis workers: models, device, how many studies at once.
+    #[serde(default)]
+    pub analysis: Analysis,
 }
 
 /// What pulmo does with a complete study, chosen by the AE title it was sent to.
@@ -38,6 +41,8 @@ pub enum Profile {
     Receipt,
     /// Keep the study (e.g. priors for comparison) and produce nothing.
     StoreOnly,
+    /// Analyse the study's CT series for lung nodules, keep the findings, and send the receipt.
+    Analyze,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +93,29 @@ pub struct Destination {
     pub port: u16,
 }
 
+/// How studies with the `analyze` profile are analysed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Analysis {
+    /// Folder of the model manifests and TorchScript files.
+    pub models: PathBuf,
+    /// "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:N".
+    pub device: String,
+    /// Studies analysed at the same time, each by a worker with its own copy of the models.
+    pub workers: usize,
+    /// libtorch CPU threads for the whole process; 0 = one per core.
+    pub cpu_threads: usize,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis { models: "models".into(), device: "auto".into(), workers: 1, cpu_threads: 0 }
+    }
+}
+
+/// More workers than this only queue for the same cores or GPU.
+const MAX_WORKERS: usize = 16;
+
 impl Default for Export {
     fn default() -> Self {
         Export { calling_ae: "PULMO".into(), backoff_base_seconds: 2.0, backoff_cap_seconds: 300.0, max_attempts: 20 }
@@ -117,6 +145,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.storage.spool = base.join(&config.storage.spool);
         config.storage.database = base.join(&config.storage.database);
+        config.analysis.models = base.join(&config.analysis.models);
         config.validate().with_context(|| format!("{}: invalid configuration", path.display()))?;
         Ok(config)
     }
@@ -129,10 +158,20 @@ impl Config {
         for ae in self.profiles.keys() {
             anyhow::ensure!(self.node.ae_titles.contains(ae), "profiles: {ae:?} is not one of node.ae_titles");
         }
+        anyhow::ensure!(
+            (1..=MAX_WORKERS).contains(&self.analysis.workers),
+            "analysis.workers must be 1 to {MAX_WORKERS}, not {}",
+            self.analysis.workers
+        );
         for d in &self.destinations {
             anyhow::ensure!(pulmo_net::policy::valid_ae_title(&d.ae_title), "destination {}: invalid AE title {:?}", d.name, d.ae_title);
         }
         Ok(())
+    }
+
+    /// Whether any called AE title runs the analysis (so the models must load at start-up).
+    pub fn analyzes(&self) -> bool {
+        self.profiles.values().any(|p| *p == Profile::Analyze)
     }
 
     pub fn quiet_time(&self) -> Duration {
@@ -159,7 +198,10 @@ mod tests {
         let config: Config = toml::from_str(include_str!("../../../config/pulmo.toml")).unwrap();
         config.validate().unwrap();
         assert_eq!(config.node.ae_titles, ["PULMO"]);
-        assert_eq!(config.profiles.get("PULMO"), Some(&Profile::Receipt));
+        assert_eq!(config.profiles.get("PULMO"), Some(&Profile::Analyze));
+        let loaded = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/pulmo.toml"))).unwrap();
+        let manifest = loaded.analysis.models.join(pulmo_analysis::pipeline::DETECTOR_MANIFEST);
+        assert!(manifest.is_file(), "the shipped models folder resolves to {}", manifest.display());
     }
 
     #[test]
@@ -169,5 +211,8 @@ mod tests {
         let config: Config = toml::from_str(&format!("{base}[profiles]\nOTHER = \"receipt\"\n")).unwrap();
         assert!(config.validate().is_err(), "a profile for an AE title we do not answer to");
         assert!(toml::from_str::<Config>(&format!("{base}[profiles]\nPULMO = \"analyse\"\n")).is_err());
+        let config: Config = toml::from_str(&format!("{base}[analysis]\nworkers = 0\n")).unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("analysis.workers"));
+        assert!(toml::from_str::<Config>(&format!("{base}[analysis]\nthreads = 2\n")).is_err());
     }
 }

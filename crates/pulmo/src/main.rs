@@ -5,6 +5,7 @@
 
 mod cmd;
 mod config;
+mod eval;
 mod logging;
 mod node;
 
@@ -33,6 +34,10 @@ enum Command {
     Send(cmd::send::Args),
     /// What the node holds: studies, jobs, exports, recent associations.
     Status(cmd::status::Args),
+    /// Analyse one CT series from files: findings.json and nodule meshes, with a summary.
+    Analyze(cmd::analyze::Args),
+    /// Evaluate against known truth: a phantom set and the real series; writes report.md.
+    Eval(cmd::eval::Args),
     /// List the DICOM series under a folder or files: UIDs, geometry, syntaxes, problems.
     Inspect(cmd::inspect::Args),
     /// Generate a synthetic chest CT study (or follow-up, or insertion) with exact truth.
@@ -51,6 +56,8 @@ fn main() -> std::process::ExitCode {
         Command::Echo(args) => cmd::echo::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Status(args) => cmd::status::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Phantom(args) => cmd::phantom::run(args),
         Command::Devices(args) => cmd::devices::run(args),

@@ -152,3 +152,38 @@ fn models_lists_and_checks_manifests() {
     let err = String::from_utf8_lossy(&checked.stderr);
     assert!(err.contains("model fp") && err.contains("SHA-256"), "{err}");
 }
+
+#[test]
+fn analyze_writes_findings_and_meshes_and_names_a_missing_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("study");
+    let out = dir.path().join("out");
+    let phantom = ["phantom", "--seed", "23", "--rows", "300", "--pixel-spacing", "1.1", "--slice-spacing", "2.5", "--nodules", "4"];
+    stdout(&pulmo(&[&phantom[..], &["--out", study.to_str().unwrap()]].concat()));
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let args = ["analyze", study.to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", "cpu"];
+    let text = stdout(&pulmo(&[&args[..], &["--models", models.to_str().unwrap()]].concat()));
+    println!("{text}");
+    assert!(text.contains("exam: Lung-RADS"), "{text}");
+    let findings: pulmo_findings::StudyFindings = serde_json::from_str(&std::fs::read_to_string(out.join("findings.json")).unwrap()).unwrap();
+    assert_eq!(findings.schema_version, pulmo_findings::SCHEMA_VERSION);
+    assert_eq!(findings.source.slices.len(), findings.source.dims[0]);
+    assert_eq!(findings.processing.stages.first().map(|s| s.stage.as_str()), Some("load"));
+    assert!(!findings.nodules.is_empty(), "{text}");
+    for (i, n) in findings.nodules.iter().enumerate() {
+        assert_eq!(n.id as usize, i + 1);
+        let mesh = out.join(n.mesh_file.as_ref().expect("each nodule names its mesh"));
+        assert!(std::fs::metadata(&mesh).unwrap().len() > 84, "{} is an empty STL", mesh.display());
+    }
+    // Every truth nodule of 8 mm or more is among the findings.
+    let truth: pulmo_phantom::Truth = serde_json::from_str(&std::fs::read_to_string(study.join("truth.json")).unwrap()).unwrap();
+    for t in truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some() && t.mean_diameter_mm >= 8.0) {
+        let near = findings.nodules.iter().any(|n| pulmo_volume::vec3::dist(n.measurements.centre_lps_mm, t.centre_lps_mm) <= t.long_axis_mm / 2.0);
+        assert!(near, "truth nodule {} ({:?}, {:.1} mm) not reported:\n{text}", t.id, t.kind, t.mean_diameter_mm);
+    }
+    // Without the model there is no silent fallback: the error names the manifest.
+    let failed = pulmo(&[&args[..], &["--models", dir.path().to_str().unwrap()]].concat());
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("fp-reduction.toml"), "{err}");
+}

@@ -55,7 +55,9 @@ fn stores_a_real_series_durably_and_completes_it_once() {
 #[test]
 fn survives_kill_9_in_the_middle_of_a_study() {
     let Some(series) = shared("ct/tcga-thca-wholebody") else { return };
-    let mut node = Node::new(2.0);
+    // Quiet time well above any pause of a loaded machine during the resend, which must
+    // complete the study once.
+    let mut node = Node::new(5.0);
     node.start();
     let port = node.port.to_string();
     let sender = Command::new("storescu")

@@ -15,7 +15,8 @@ mod work;
 use pulmo_torch::image;
 use pulmo_torch::{Device, TchError};
 use pulmo_volume::{mask, Vec3, Volume, VolumeError};
-use serde::{Deserialize, Serialize};
+pub use pulmo_findings::{Level, LungExtent, Side, Zone};
+use pulmo_findings::LungSummary;
 
 use sides::{LEFT, RIGHT};
 use work::{count, Work};
@@ -41,38 +42,6 @@ pub enum LungError {
     NotFound(String),
     #[error(transparent)]
     Volume(#[from] VolumeError),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Right,
-    Left,
-}
-
-/// Upper = above the carina (pulmo's stand-in for the upper lobes, as the Brock model asks);
-/// middle and lower split the lung below the carina in half by height.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Upper,
-    Middle,
-    Lower,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Zone {
-    pub side: Side,
-    pub level: Level,
-}
-
-/// One lung's size and vertical extent.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LungExtent {
-    pub volume_ml: f64,
-    /// LPS z (mm) of the most superior and most inferior slices that hold this lung.
-    pub top_z_mm: f64,
-    pub bottom_z_mm: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +73,17 @@ impl LungMask {
             RIGHT => Some(Side::Right),
             LEFT => Some(Side::Left),
             _ => None,
+        }
+    }
+
+    /// What the findings say about the lungs.
+    pub fn summary(&self) -> LungSummary {
+        LungSummary {
+            right: self.right,
+            left: self.left,
+            carina_z_mm: self.carina_z_mm,
+            laa950_fraction: self.laa950_fraction,
+            emphysema: pulmo_clinical::density::emphysema_present(self.laa950_fraction),
         }
     }
 

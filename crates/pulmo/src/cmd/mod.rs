@@ -1,7 +1,9 @@
 //! One module per subcommand: its clap arguments and its `run`.
 
+pub mod analyze;
 pub mod devices;
 pub mod echo;
+pub mod eval;
 pub mod inspect;
 pub mod models;
 pub mod phantom;

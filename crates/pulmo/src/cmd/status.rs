@@ -1,5 +1,5 @@
 //! `pulmo status`: what the node holds and did: studies, jobs and exports by state, exports
-//! waiting or parked (with attempts and last error), recent jobs and associations.
+//! waiting or parked (with attempts and last error), recent jobs, analyses and associations.
 
 use std::path::PathBuf;
 
@@ -58,6 +58,10 @@ fn print_text(s: &StoreStatus) {
     for j in &s.recent_jobs {
         println!("  #{} study {} v{} {} (attempts {}){}", j.id, j.study_uid, j.study_version, j.state, j.attempts,
             j.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default());
+    }
+    println!("\nrecent analyses:");
+    for f in &s.recent_findings {
+        println!("  {} study {} v{} series {}: {} nodule(s), Lung-RADS {}", f.created_at, f.study_uid, f.study_version, f.series_uid, f.nodules, f.lung_rads);
     }
     println!("\nrecent associations:");
     for a in &s.recent_associations {

@@ -1,20 +1,27 @@
-//! The job runner: takes queued jobs (one complete study version each) and runs the study's
-//! pipeline. Until the analysis pipeline lands, the one pipeline is the receipt: a Key Object
-//! Selection "received by pulmo" that references every instance, queued to every destination.
+//! The job workers: each takes queued jobs (one complete study version each) and runs the
+//! profile of the AE title the study was sent to: the nodule analysis (findings into the store),
+//! the receipt (a Key Object Selection "received by pulmo" queued to every destination), or none.
 
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use pulmo_analysis::{Pipeline, Progress, Stage};
 
 use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
 use pulmo_dicom::{DicomFile, InstanceHeader};
 use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::blocking;
 use crate::config::Profile;
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The image storage classes the analysis reads: CT and Enhanced CT.
+const CT_SOP_CLASSES: [&str; 2] = ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"];
 
 /// What the job runner needs from the configuration.
 #[derive(Clone)]
@@ -23,17 +30,25 @@ pub struct JobSettings {
     pub profiles: BTreeMap<String, Profile>,
 }
 
-pub async fn run(store: Store, settings: JobSettings, mut stop: watch::Receiver<bool>) {
+/// One worker: its own models (when a profile analyses), one job at a time.
+pub struct Worker {
+    pub id: usize,
+    /// Locked for a whole analysis; only this worker's jobs use it.
+    pub pipeline: Option<Arc<Mutex<Pipeline>>>,
+}
+
+pub async fn run(store: Store, settings: JobSettings, worker: Worker, mut stop: watch::Receiver<bool>) {
     loop {
         let job = blocking(&store, |s| s.claim_next_job(Timestamp::now())).await.flatten();
         let delay = match job {
             Some(job) => {
                 let settings = settings.clone();
+                let (id, pipeline) = (worker.id, worker.pipeline.clone());
                 blocking(&store, move |s| {
-                    let outcome = run_job(s, &job, &settings);
+                    let outcome = run_job(s, &job, &settings, pipeline.as_deref());
                     match &outcome {
-                        Ok(summary) => info!(job = %job.id, study = %job.study_uid, version = job.study_version, "{summary}"),
-                        Err(e) => warn!(job = %job.id, study = %job.study_uid, error = %e, "job failed"),
+                        Ok(summary) => info!(worker = id, job = %job.id, study = %job.study_uid, version = job.study_version, "{summary}"),
+                        Err(e) => warn!(worker = id, job = %job.id, study = %job.study_uid, error = %e, "job failed"),
                     }
                     s.finish_job(job.id, outcome.as_ref().map(|_| ()).map_err(String::as_str), Timestamp::now())
                 })
@@ -50,13 +65,52 @@ pub async fn run(store: Store, settings: JobSettings, mut stop: watch::Receiver<
 }
 
 /// Runs the profile of the AE title this study version was sent to.
-fn run_job(store: &Store, job: &Job, settings: &JobSettings) -> Result<String, String> {
+fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&Mutex<Pipeline>>) -> Result<String, String> {
     let instances = store.study_instances(&job.study_uid).map_err(|e| e.to_string())?;
     let called_ae = instances.iter().find(|i| i.study_version == job.study_version).map(|i| i.called_ae.trim().to_string());
     let profile = called_ae.as_deref().and_then(|ae| settings.profiles.get(ae)).copied().unwrap_or(Profile::Receipt);
     match profile {
         Profile::StoreOnly => Ok(format!("stored only (profile store-only for {})", called_ae.unwrap_or_default())),
         Profile::Receipt => receipt(store, job, &instances, &settings.destinations),
+        Profile::Analyze => {
+            let pipeline = pipeline.ok_or("the analyze profile has no models loaded")?;
+            let analysed = analyze(store, job, &instances, pipeline)?;
+            let receipt = receipt(store, job, &instances, &settings.destinations)?;
+            Ok(format!("{analysed}; {receipt}"))
+        }
+    }
+}
+
+/// Analyses the study's CT series (the one with the most slices, as received up to this
+/// version) and stores the findings; a panic in the analysis fails the job, not the worker.
+fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mutex<Pipeline>) -> Result<String, String> {
+    let paths: Vec<PathBuf> = instances
+        .iter()
+        .filter(|i| i.study_version <= job.study_version && CT_SOP_CLASSES.contains(&i.sop_class_uid.as_str()))
+        .map(|i| store.spool().absolute(&i.path))
+        .collect();
+    if paths.is_empty() {
+        return Ok("no CT images: nothing to analyse".into());
+    }
+    let ct = pulmo_dicom::load_ct_series(&paths).map_err(|e| format!("loading the CT series: {e}"))?;
+    let pipeline = pipeline.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut current = None;
+    let mut log_stage = |p: Progress| log_progress(job, &mut current, p);
+    let analysis = catch_unwind(AssertUnwindSafe(|| pipeline.analyze(&ct, &mut log_stage)))
+        .map_err(|_| format!("the analysis of series {} panicked (a bug: please report it)", ct.series_uid))?
+        .map_err(|e| format!("analysing series {}: {e}", ct.series_uid))?;
+    let f = &analysis.findings;
+    store.put_findings(&job.study_uid, job.study_version, f, Timestamp::now()).map_err(|e| e.to_string())?;
+    Ok(format!("series {} of {} slices: {} nodule(s), Lung-RADS {}", ct.series_uid, f.source.dims[0], f.nodules.len(), f.exam.lung_rads.code()))
+}
+
+/// A log line when a stage starts, and per measured detection at debug level.
+fn log_progress(job: &Job, current: &mut Option<Stage>, p: Progress) {
+    if *current != Some(p.stage) {
+        *current = Some(p.stage);
+        info!(job = %job.id, stage = p.stage.name(), "analysis stage");
+    } else {
+        debug!(job = %job.id, stage = p.stage.name(), done = p.done, total = p.total, "analysis progress");
     }
 }
 

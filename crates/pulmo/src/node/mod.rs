@@ -1,6 +1,6 @@
 //! The running node (`pulmo serve`): the SCP storing into the spool and database, the quiet
-//! timer that turns finished studies into queued jobs, the job runner, one export loop per
-//! destination, and orderly shutdown on SIGTERM/SIGINT.
+//! timer that turns finished studies into queued jobs, the job workers (with their models),
+//! one export loop per destination, and orderly shutdown on SIGTERM/SIGINT.
 
 mod completion;
 mod export;
@@ -9,7 +9,7 @@ mod ingest;
 mod jobs;
 mod metrics;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::sync::watch;
@@ -21,6 +21,7 @@ pub use ingest::Ingest;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    let workers_models = load_models(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen.dicom)
         .await
         .with_context(|| format!("binding the DICOM port {}", config.listen.dicom))?;
@@ -33,7 +34,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         destinations: config.destinations.iter().map(|d| d.name.clone()).collect(),
         profiles: config.profiles.clone(),
     };
-    workers.spawn(jobs::run(store.clone(), settings, stop_rx.clone()));
+    for (id, pipeline) in workers_models.into_iter().enumerate() {
+        let worker = jobs::Worker { id, pipeline: pipeline.map(|p| Arc::new(Mutex::new(p))) };
+        workers.spawn(jobs::run(store.clone(), settings.clone(), worker, stop_rx.clone()));
+    }
     for d in &config.destinations {
         workers.spawn(export::run(store.clone(), d.clone(), config.export.calling_ae.clone(), metrics.clone(), stop_rx.clone()));
     }
@@ -57,6 +61,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     workers.join_all().await;
     info!("pulmo stopped");
     Ok(())
+}
+
+/// One entry per job worker: its own models when a profile analyses (loaded and checked now,
+/// so a missing or wrong model stops start-up with its name), else none.
+async fn load_models(config: &Config) -> anyhow::Result<Vec<Option<pulmo_analysis::Pipeline>>> {
+    let settings = config.analysis.clone();
+    if !config.analyzes() {
+        return Ok((0..settings.workers).map(|_| None).collect());
+    }
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Option<pulmo_analysis::Pipeline>>> {
+        let device = pulmo_torch::select_device(&settings.device).context("analysis.device")?;
+        pulmo_torch::set_cpu_threads(settings.cpu_threads);
+        let models = &settings.models;
+        let load = |_| {
+            pulmo_analysis::Pipeline::load(models, device).map(Some).with_context(|| format!("loading the models in {}", models.display()))
+        };
+        let pipelines = (0..settings.workers).map(load).collect::<anyhow::Result<Vec<_>>>()?;
+        info!(workers = settings.workers, ?device, models = %models.display(), "analysis models loaded");
+        Ok(pipelines)
+    })
+    .await?
 }
 
 /// Opens the database and spool and repairs what a crash can leave behind: half-written temp

@@ -93,9 +93,13 @@ impl Node {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// Waits until `done(status)` holds.
+    /// Waits (up to a minute) until `done(status)` holds.
     pub fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        self.wait_for_within(what, Duration::from_secs(60), done)
+    }
+
+    pub fn wait_for_within(&self, what: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
         loop {
             let s = self.status();
             if done(&s) {

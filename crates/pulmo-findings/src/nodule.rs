@@ -1,0 +1,87 @@
+//! One nodule as the report states it: measurements from its segmentation, where it lies, and
+//! what the clinical rules make of it (Lung-RADS, Brock, Mayo) with their inputs.
+
+use pulmo_clinical::density::Density;
+use pulmo_clinical::lung_rads::Assessment;
+use pulmo_clinical::risk::{BrockInputs, MayoInputs, RiskEstimate};
+use pulmo_volume::Vec3;
+use serde::{Deserialize, Serialize};
+
+use crate::zone::Zone;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoduleFinding {
+    /// 1-based, in report order: most suspicious Lung-RADS category first, then largest.
+    pub id: u32,
+    /// One UID for the nodule's whole life across the patient's studies (SEG segment and SR
+    /// measurement group carry it).
+    pub tracking_uid: String,
+    /// The false-positive reduction model's probability that this is a nodule.
+    pub detection_probability: f64,
+    /// `None` when the centre lies outside both lung masks (e.g. a hilar mass).
+    pub zone: Option<Zone>,
+    pub measurements: Measurements,
+    pub lung_rads: Assessment,
+    /// `None` when the patient's age or sex is unknown (the models need both).
+    pub brock: Option<Risk<BrockInputs>>,
+    pub mayo: Option<Risk<MayoInputs>>,
+    /// The surface mesh's file, relative to findings.json, when one was written.
+    pub mesh_file: Option<String>,
+}
+
+/// A malignancy estimate with the inputs it was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Risk<I> {
+    pub inputs: I,
+    pub estimate: RiskEstimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurements {
+    pub centre_lps_mm: Vec3,
+    /// Lung-RADS axes: longest diameter on the axial slice where the nodule is largest, and
+    /// the longest extent perpendicular to it on that slice; mm, unrounded.
+    pub long_axis_mm: f64,
+    pub short_axis_mm: f64,
+    /// The axes as lines on that slice (LPS mm), for drawing and for SR polylines.
+    pub long_axis_lps_mm: [Vec3; 2],
+    pub short_axis_lps_mm: [Vec3; 2],
+    /// (long + short) / 2 from values rounded to 0.1 mm, as Lung-RADS measures.
+    pub mean_diameter_mm: f64,
+    /// LPS z of the slice the axes were measured on.
+    pub axial_plane_z_mm: f64,
+    pub longest_diameter_3d_mm: f64,
+    /// Partial-volume corrected, mm3.
+    pub volume_mm3: f64,
+    pub hu: HuStats,
+    /// Volume x density, with density (g/cm3) taken as (HU + 1000) / 1000.
+    pub mass_mg: f64,
+    pub solid_core: Option<SolidCore>,
+    /// Solid core volume / nodule volume.
+    pub solid_fraction: f64,
+    pub density: Density,
+    /// 1 for a sphere, lower for lobulated or spiculated shapes.
+    pub sphericity: f64,
+    /// Spiculated margin (the Brock and Mayo input); `None` while pulmo does not assess it,
+    /// so the risk models run without it and say so.
+    pub spiculated: Option<bool>,
+    pub calcified: bool,
+    /// Touching the pleura: chest wall, mediastinum or diaphragm.
+    pub juxtapleural: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HuStats {
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SolidCore {
+    pub long_axis_mm: f64,
+    pub short_axis_mm: f64,
+    pub mean_diameter_mm: f64,
+    pub volume_mm3: f64,
+}

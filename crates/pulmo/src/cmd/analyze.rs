@@ -1,0 +1,101 @@
+//! `pulmo analyze DIR --out OUTDIR`: the whole pipeline on one CT series from files, with a
+//! progress bar; writes findings.json and one surface mesh per nodule, prints a summary.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use pulmo_analysis::{Analysis, Pipeline, Progress, Stage};
+use pulmo_findings::StageTime;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A folder of DICOM files (searched recursively) or one file, holding one CT series.
+    input: PathBuf,
+    /// Where findings.json and the nodule meshes go (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Folder of the model manifests and TorchScript files.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// `auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// CPU threads for libtorch; 0 = one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Mesh file format for the nodule surfaces.
+    #[arg(long, value_enum, default_value_t = MeshFormat::Stl)]
+    mesh_format: MeshFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MeshFormat {
+    Stl,
+    Obj,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let device = pulmo_torch::select_device(&args.device)?;
+    pulmo_torch::set_cpu_threads(args.threads);
+    let bar = progress_bar();
+    bar.set_message("loading models");
+    let pipeline = Pipeline::load(&args.models, device)?;
+    bar.set_message(format!("reading {}", args.input.display()));
+    let started = Instant::now();
+    let ct = pulmo_dicom::load_ct_path(&args.input).with_context(|| format!("loading a CT series from {}", args.input.display()))?;
+    let loading = started.elapsed().as_secs_f64();
+    bar.inc(1);
+    let mut analysis = pipeline.analyze(&ct, &mut |p| show(&bar, p)).with_context(|| format!("analysing {}", args.input.display()))?;
+    bar.finish_and_clear();
+    analysis.findings.processing.stages.insert(0, StageTime { stage: "load".into(), seconds: loading });
+    write_outputs(&mut analysis, &args.out, args.mesh_format)?;
+    print!("{}", pulmo_findings::summary(&analysis.findings));
+    println!("written to {}", args.out.display());
+    Ok(())
+}
+
+/// One step for loading, then a hundred per stage (measurement advances per detection).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::new(1 + 100 * Stage::ALL.len() as u64);
+    let style = ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
+
+fn show(bar: &ProgressBar, p: Progress) {
+    let index = Stage::ALL.iter().position(|s| *s == p.stage).unwrap_or(0) as u64;
+    let within = if p.total == 0 { 0 } else { 100 * p.done as u64 / p.total as u64 };
+    bar.set_position(1 + 100 * index + within);
+    match p.stage {
+        Stage::Measurement => bar.set_message(format!("measurement ({} of {} detections)", p.done, p.total)),
+        stage => bar.set_message(stage.name()),
+    }
+}
+
+/// Meshes first, so that findings.json names only files that exist.
+fn write_outputs(analysis: &mut Analysis, out: &Path, format: MeshFormat) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (nodule, surface) in analysis.findings.nodules.iter_mut().zip(&analysis.surfaces) {
+        let (name, extension) = (format!("nodule-{}", nodule.id), match format {
+            MeshFormat::Stl => "stl",
+            MeshFormat::Obj => "obj",
+        });
+        let file = format!("{name}.{extension}");
+        let path = out.join(&file);
+        let w = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        match format {
+            MeshFormat::Stl => surface.write_stl(w),
+            MeshFormat::Obj => surface.write_obj(w),
+        }
+        .with_context(|| format!("writing {}", path.display()))?;
+        nodule.mesh_file = Some(file);
+    }
+    let path = out.join("findings.json");
+    let w = BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?);
+    serde_json::to_writer_pretty(w, &analysis.findings).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! `pulmo eval`: the pipeline on a phantom set with exact truth (fixed seeds the models never
+//! saw) and on the real series in ../shared/data; writes eval.json and report.md.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use pulmo_analysis::Pipeline;
+use pulmo_findings::{NoduleFinding, StudyFindings};
+use pulmo_phantom::{slices_for_coverage, PhantomSpec};
+use serde::Serialize;
+
+use crate::eval::matching::match_study;
+use crate::eval::report::{self, RealRun, StudyRun};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Phantom seeds: `A..B` (B excluded), `A..=B`, or a comma-separated list.
+    #[arg(long, default_value = "5000..5030")]
+    seeds: String,
+    /// Nodules drawn per phantom study.
+    #[arg(long, default_value_t = 6)]
+    nodules: usize,
+    /// Where eval.json and report.md go (and, while they are analysed, the phantom studies).
+    #[arg(long)]
+    out: PathBuf,
+    /// The shared data folder (ct/lung-pet-ct-dx-a0002, ct/tcga-thca-wholebody); skipped if absent.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+#[derive(Serialize)]
+struct Evaluation<'a> {
+    operating_threshold: f64,
+    studies: &'a [StudyRun],
+    real: &'a [RealRun],
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let seeds = parse_seeds(&args.seeds)?;
+    pulmo_torch::set_cpu_threads(args.threads);
+    let pipeline = Pipeline::load(&args.models, pulmo_torch::select_device(&args.device)?)?;
+    let threshold = pipeline.operating_threshold();
+    // Every candidate is measured so that the FROC curve covers all thresholds; what the
+    // pipeline reports at its operating point is the findings at or above it.
+    let pipeline = pipeline.with_threshold(0.0);
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let bar = ProgressBar::new(seeds.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let mut runs = Vec::new();
+    for seed in seeds {
+        bar.set_message(format!("phantom {seed}"));
+        runs.push(phantom_run(&pipeline, seed, args.nodules, &args.out).with_context(|| format!("phantom seed {seed}"))?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let real = match &args.data {
+        Some(dir) => real_runs(&pipeline, dir, threshold)?,
+        None => Vec::new(),
+    };
+    let command = format!("pulmo eval {}", std::env::args().skip(2).collect::<Vec<_>>().join(" "));
+    let markdown = report::markdown(&runs, threshold, &real, &command);
+    let json = serde_json::to_string_pretty(&Evaluation { operating_threshold: threshold, studies: &runs, real: &real })?;
+    std::fs::write(args.out.join("eval.json"), json)?;
+    std::fs::write(args.out.join("report.md"), &markdown)?;
+    print!("{markdown}");
+    Ok(())
+}
+
+fn parse_seeds(text: &str) -> Result<Vec<u64>> {
+    let number = |s: &str| s.trim().parse::<u64>().with_context(|| format!("seed {s:?} in --seeds {text:?}"));
+    let seeds: Vec<u64> = if let Some((a, b)) = text.split_once("..=") {
+        (number(a)?..=number(b)?).collect()
+    } else if let Some((a, b)) = text.split_once("..") {
+        (number(a)?..number(b)?).collect()
+    } else {
+        text.split(',').map(number).collect::<Result<_>>()?
+    };
+    if seeds.is_empty() {
+        bail!("--seeds {text:?} names no seed");
+    }
+    Ok(seeds)
+}
+
+/// Acquisitions vary with the seed: pixel spacing 0.7-0.9 mm, slices 1-2.5 mm apart.
+fn phantom_spec(seed: u64, nodules: usize) -> PhantomSpec {
+    let pixel = [0.7, 0.8, 0.9][(seed % 3) as usize];
+    let slice = [1.0, 1.25, 2.0, 2.5][((seed / 3) % 4) as usize];
+    PhantomSpec {
+        seed,
+        rows: (350.0 / pixel) as usize,
+        pixel_spacing_mm: pixel,
+        slice_spacing_mm: slice,
+        slice_thickness_mm: slice,
+        slices: slices_for_coverage(280.0, slice),
+        nodule_count: nodules,
+        ..Default::default()
+    }
+}
+
+/// Generates the study, writes it as DICOM, reads it back and analyses it, as a study
+/// arriving at the node would be.
+fn phantom_run(pipeline: &Pipeline, seed: u64, nodules: usize, out: &Path) -> Result<StudyRun> {
+    let spec = phantom_spec(seed, nodules);
+    let phantom = pulmo_phantom::generate(&spec)?;
+    let dir = out.join(format!("phantom-{seed}"));
+    pulmo_phantom::write_study(&phantom, &dir)?;
+    let started = Instant::now();
+    let ct = pulmo_dicom::load_ct_path(&dir)?;
+    let analysis = pipeline.analyze(&ct, &mut |_| {})?;
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(StudyRun {
+        seed,
+        pixel_spacing_mm: spec.pixel_spacing_mm,
+        slice_spacing_mm: spec.slice_spacing_mm,
+        slices: spec.slices,
+        seconds,
+        matched: match_study(&phantom.truth, &analysis.findings),
+    })
+}
+
+fn real_runs(pipeline: &Pipeline, data: &Path, threshold: f64) -> Result<Vec<RealRun>> {
+    let a0002 = data.join("ct/lung-pet-ct-dx-a0002");
+    let mut runs = Vec::new();
+    for kernel in ["b40f", "b70f"] {
+        let dir = a0002.join(kernel);
+        if dir.exists() {
+            let boxes = tumour_boxes(&a0002.join("annotations"))?;
+            runs.push(real_run(pipeline, &dir, &format!("lung-pet-ct-dx-a0002 {kernel}"), threshold, Some(&boxes))?);
+        }
+    }
+    let tcga = data.join("ct/tcga-thca-wholebody");
+    if tcga.exists() {
+        runs.push(real_run(pipeline, &tcga, "tcga-thca-wholebody", threshold, None)?);
+    }
+    Ok(runs)
+}
+
+fn real_run(pipeline: &Pipeline, dir: &Path, name: &str, threshold: f64, boxes: Option<&[(String, [f64; 4])]>) -> Result<RealRun> {
+    let ct = pulmo_dicom::load_ct_path(dir)?;
+    let findings = pipeline.analyze(&ct, &mut |_| {})?.findings;
+    let reported: Vec<&NoduleFinding> = findings.nodules.iter().filter(|n| n.detection_probability >= threshold).collect();
+    let target = boxes.and_then(|b| reported.iter().find(|n| in_box(&findings, n, b))).map(|n| describe(n));
+    Ok(RealRun {
+        name: name.into(),
+        findings: reported.len(),
+        target,
+        annotated: boxes.is_some(),
+        listed: reported.iter().take(10).map(|n| describe(n)).collect(),
+    })
+}
+
+fn describe(n: &NoduleFinding) -> String {
+    let m = &n.measurements;
+    let zone = n.zone.map_or("outside the lung masks".to_string(), |z| z.to_string());
+    format!(
+        "{zone}, {}, {:.1} x {:.1} mm (mean {:.1}), {:.0} mm3, mean {:.0} HU, sphericity {:.2}, probability {:.2}, Lung-RADS {}",
+        m.density.label(),
+        m.long_axis_mm,
+        m.short_axis_mm,
+        m.mean_diameter_mm,
+        m.volume_mm3,
+        m.hu.mean,
+        m.sphericity,
+        n.detection_probability,
+        n.lung_rads.category.code()
+    )
+}
+
+/// Whether a finding's centre lies in an annotated box on its slice or a neighbouring one.
+fn in_box(findings: &StudyFindings, n: &NoduleFinding, boxes: &[(String, [f64; 4])]) -> bool {
+    let [z, y, x] = findings.source.geometry.lps_to_index(n.measurements.centre_lps_mm);
+    let slice = z.round();
+    boxes.iter().any(|(sop, [xmin, ymin, xmax, ymax])| {
+        let Some(k) = findings.source.slices.iter().position(|s| &s.sop_instance_uid == sop) else { return false };
+        (k as f64 - slice).abs() <= 1.0 && (*xmin..=*xmax).contains(&x) && (*ymin..=*ymax).contains(&y)
+    })
+}
+
+/// (SOP Instance UID, [xmin, ymin, xmax, ymax] in pixels) of each Pascal-VOC file in `dir`.
+fn tumour_boxes(dir: &Path) -> Result<Vec<(String, [f64; 4])>> {
+    let mut boxes = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let value = |tag: &str| -> Result<f64> {
+            let open = format!("<{tag}>");
+            let start = text.find(&open).with_context(|| format!("{}: no <{tag}>", path.display()))? + open.len();
+            let v = text[start..].split('<').next().unwrap_or_default().trim();
+            v.parse().with_context(|| format!("{}: <{tag}> {v:?} is not a number", path.display()))
+        };
+        let sop = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        boxes.push((sop, [value("xmin")?, value("ymin")?, value("xmax")?, value("ymax")?]));
+    }
+    Ok(boxes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_as_ranges_or_lists() {
+        assert_eq!(parse_seeds("3..6").unwrap(), vec![3, 4, 5]);
+        assert_eq!(parse_seeds("3..=5").unwrap(), vec![3, 4, 5]);
+        assert_eq!(parse_seeds("7, 9").unwrap(), vec![7, 9]);
+        assert!(parse_seeds("5..5").is_err());
+        assert!(parse_seeds("x").unwrap_err().to_string().contains("\"x\""));
+    }
+}
