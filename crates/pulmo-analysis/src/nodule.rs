@@ -98,8 +98,9 @@ pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_m
     let shell_hu = |k: f64| {
         let (lo, hi) = (0.55 * k * radius_mm, 0.85 * k * radius_mm);
         let ring = hu.iter().enumerate().filter(|(i, _)| (k <= 1.0 || lung[*i]) && (lo..=hi).contains(&mm(*i)));
-        let quantile = if k <= 1.0 { 0.5 } else { 0.25 };
-        Some((quantile_of(ring.clone().map(|(_, h)| *h), quantile)?, median(ring.map(|(_, h)| *h))?))
+        let ring = sorted(ring.map(|(_, h)| *h));
+        let low = if k <= 1.0 { 0.5 } else { 0.25 };
+        Some((quantile(&ring, low)?, quantile(&ring, 0.5)?))
     };
     let (tissue_hu, radius_mm) = HALO_SCALES
         .iter()
@@ -174,16 +175,19 @@ impl Box3 {
 }
 
 fn median(values: impl Iterator<Item = f32>) -> Option<f64> {
-    quantile_of(values, 0.5)
+    quantile(&sorted(values), 0.5)
 }
 
-fn quantile_of(values: impl Iterator<Item = f32>, q: f64) -> Option<f64> {
+fn sorted(values: impl Iterator<Item = f32>) -> Vec<f32> {
     let mut v: Vec<f32> = values.collect();
-    if v.is_empty() {
-        return None;
-    }
     v.sort_by(f32::total_cmp);
-    Some(f64::from(v[((v.len() - 1) as f64 * q).round() as usize]))
+    v
+}
+
+/// The value at quantile `q` (0..1) of ascending `v`, nearest rank; `None` when empty.
+fn quantile(v: &[f32], q: f64) -> Option<f64> {
+    let last = v.len().checked_sub(1)?;
+    Some(f64::from(v[(last as f64 * q).round() as usize]))
 }
 
 /// The component of `m` holding `seed`, or the one nearest to it within a few voxels.

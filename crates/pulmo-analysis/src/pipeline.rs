@@ -108,7 +108,8 @@ impl Pipeline {
     /// naming it, never a silent fallback.
     pub fn load(models_dir: &Path, device: Device) -> Result<Pipeline, ModelError> {
         let detector = Detector::load(&models_dir.join(DETECTOR_MANIFEST), device)?;
-        Ok(Pipeline { threshold: detector.threshold().max(REPORT_PROBABILITY), detector, device })
+        let threshold = reporting_threshold(&detector);
+        Ok(Pipeline { threshold, detector, device })
     }
 
     /// Reports detections down to `threshold` instead of the model's operating point (the
@@ -119,7 +120,7 @@ impl Pipeline {
 
     /// The probability at or above which detections are reported (see [`REPORT_PROBABILITY`]).
     pub fn operating_threshold(&self) -> f64 {
-        self.detector.threshold().max(REPORT_PROBABILITY)
+        reporting_threshold(&self.detector)
     }
 
     pub fn device(&self) -> Device {
@@ -208,6 +209,10 @@ pub fn compact_nodule(ct: &Volume<i16>, lungs: &LungMask, candidate: &Candidate)
     let long = measurements.long_axis_mm;
     let reported = long >= MIN_LONG_AXIS_MM && measurements.sphericity >= min_sphericity(long);
     Ok(reported.then_some((mask, measurements, surface)))
+}
+
+fn reporting_threshold(detector: &Detector) -> f64 {
+    detector.threshold().max(REPORT_PROBABILITY)
 }
 
 /// How round a segmented blob of this long axis (mm) must be to be reported.

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::pixels::frame_to_hu;
 use crate::{FileError, FramePlane, Instance, LoadError, PatientStudy, Series};
 
-const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
-const ENHANCED_CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2.1";
+/// The storage classes a CT volume is assembled from: CT Image and Enhanced CT Image.
+pub const CT_SOP_CLASSES: [&str; 2] = ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"];
 
 /// A step larger than this many times the typical one means slices are missing.
 const GAP_FACTOR: f64 = 1.5;
@@ -130,7 +130,7 @@ impl CtSeries {
 
 fn check_is_ct(series: &Series) -> Result<(), LoadError> {
     let h = series.header();
-    let is_ct_class = [CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE].contains(&h.sop_class_uid.as_str());
+    let is_ct_class = CT_SOP_CLASSES.contains(&h.sop_class_uid.as_str());
     if h.modality != "CT" && !is_ct_class {
         return Err(LoadError::NotCt {
             path: series.instances[0].path.clone(),

@@ -20,7 +20,7 @@ pub mod write;
 
 use std::path::{Path, PathBuf};
 
-pub use ct::{CtSeries, SliceSource, StackPlan};
+pub use ct::{CtSeries, SliceSource, StackPlan, CT_SOP_CLASSES};
 pub use error::{FileError, LoadError};
 pub use instance::{FramePlane, Instance, InstanceHeader, PatientStudy};
 pub use part10::{part10_bytes, part10_header, DicomFile, FileMeta, IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME};

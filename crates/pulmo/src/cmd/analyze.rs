@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use pulmo_analysis::{Analysis, Pipeline, Progress, Stage};
+use pulmo_analysis::{Analysis, Progress, Stage};
 use pulmo_findings::StageTime;
 
 #[derive(clap::Args)]
@@ -18,15 +18,8 @@ pub struct Args {
     /// Where findings.json and the nodule meshes go (created if missing).
     #[arg(long)]
     out: PathBuf,
-    /// Folder of the model manifests and TorchScript files.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// `auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// CPU threads for libtorch; 0 = one per core.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    model: super::ModelArgs,
     /// Mesh file format for the nodule surfaces.
     #[arg(long, value_enum, default_value_t = MeshFormat::Stl)]
     mesh_format: MeshFormat,
@@ -39,11 +32,9 @@ enum MeshFormat {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let device = pulmo_torch::select_device(&args.device)?;
-    pulmo_torch::set_cpu_threads(args.threads);
     let bar = progress_bar();
     bar.set_message("loading models");
-    let pipeline = Pipeline::load(&args.models, device)?;
+    let pipeline = args.model.load()?;
     bar.set_message(format!("reading {}", args.input.display()));
     let started = Instant::now();
     let ct = pulmo_dicom::load_ct_path(&args.input).with_context(|| format!("loading a CT series from {}", args.input.display()))?;

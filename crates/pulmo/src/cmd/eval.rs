@@ -28,12 +28,8 @@ pub struct Args {
     /// The shared data folder (ct/lung-pet-ct-dx-a0002, ct/tcga-thca-wholebody); skipped if absent.
     #[arg(long)]
     data: Option<PathBuf>,
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    #[arg(long, default_value = "auto")]
-    device: String,
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    model: super::ModelArgs,
 }
 
 #[derive(Serialize)]
@@ -45,8 +41,7 @@ struct Evaluation<'a> {
 
 pub fn run(args: Args) -> Result<()> {
     let seeds = parse_seeds(&args.seeds)?;
-    pulmo_torch::set_cpu_threads(args.threads);
-    let pipeline = Pipeline::load(&args.models, pulmo_torch::select_device(&args.device)?)?;
+    let pipeline = args.model.load()?;
     let threshold = pipeline.operating_threshold();
     // Every candidate is measured so that the FROC curve covers all thresholds; what the
     // pipeline reports at its operating point is the findings at or above it.

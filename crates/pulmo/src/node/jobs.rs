@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pulmo_analysis::{Pipeline, Progress, Stage};
-
 use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
-use pulmo_dicom::{DicomFile, InstanceHeader};
+use pulmo_dicom::{DicomFile, InstanceHeader, CT_SOP_CLASSES};
 use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -20,8 +19,6 @@ use super::blocking;
 use crate::config::Profile;
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// The image storage classes the analysis reads: CT and Enhanced CT.
-const CT_SOP_CLASSES: [&str; 2] = ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"];
 
 /// What the job runner needs from the configuration.
 #[derive(Clone)]

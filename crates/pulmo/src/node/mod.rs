@@ -71,13 +71,10 @@ async fn load_models(config: &Config) -> anyhow::Result<Vec<Option<pulmo_analysi
         return Ok((0..settings.workers).map(|_| None).collect());
     }
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Option<pulmo_analysis::Pipeline>>> {
-        let device = pulmo_torch::select_device(&settings.device).context("analysis.device")?;
-        pulmo_torch::set_cpu_threads(settings.cpu_threads);
         let models = &settings.models;
-        let load = |_| {
-            pulmo_analysis::Pipeline::load(models, device).map(Some).with_context(|| format!("loading the models in {}", models.display()))
-        };
+        let load = |_| crate::cmd::load_pipeline(models, &settings.device, settings.cpu_threads).map(Some).context("[analysis]");
         let pipelines = (0..settings.workers).map(load).collect::<anyhow::Result<Vec<_>>>()?;
+        let device = pipelines.iter().flatten().next().map(|p| p.device());
         info!(workers = settings.workers, ?device, models = %models.display(), "analysis models loaded");
         Ok(pipelines)
     })
