@@ -1,9 +1,10 @@
 """Trains pulmo's false-positive reduction model and installs it in models/.
 
 The data are 32^3 patches at 1 mm around the candidates pulmo's own candidate finder reports
-on phantom studies, labelled by the phantoms' exact truth (see
-crates/pulmo-analysis/examples/fp_patches.rs, which scripts/train/fp-reduction runs first).
-Studies are split by seed: the last fifth validate. Seeded and deterministic on the CPU.
+on phantom studies and on a real CT series with nodules inserted, labelled by their exact
+truth (see crates/pulmo-analysis/examples/fp_patches.rs, which scripts/train/fp-reduction runs
+first). Studies are split whole: every fifth (in name order) validates. Seeded and
+deterministic on the CPU.
 
 Usage: fp_reduction.py DATA_DIR MODELS_DIR
 Writes MODELS_DIR/fp-reduction.pt (TorchScript) and MODELS_DIR/fp-reduction.toml (manifest).
@@ -23,9 +24,13 @@ SEED = 20261129
 EPOCHS = int(os.environ.get("EPOCHS", "20"))
 BATCH = 64
 TARGET_SENSITIVITY = 0.95
-# Each epoch sees every positive and a fresh random draw of this many negatives per positive:
+# Each epoch sees every positive and a fresh draw of this many negatives per positive:
 # candidates are ~12 negatives to 1 positive, and the CPU budget is a few minutes.
 NEGATIVES_PER_POSITIVE = 3
+# Share of each epoch's negatives drawn from the hard ones: candidates whose segmentation the
+# pipeline would report (compact blobs, mostly vessel cross-sections). The rest the pipeline
+# drops by shape anyway, so the model's capacity goes where its decision matters.
+HARD_SHARE = 0.5
 
 
 class FpNet(torch.nn.Module):
@@ -52,7 +57,9 @@ def load(data_dir):
         seed = os.path.basename(path)[len("patches_"):-len(".npy")]
         x = np.load(path, mmap_mode="r")
         y = np.load(os.path.join(data_dir, f"labels_{seed}.npy"))
-        studies.append((seed, x, y))
+        compact_path = os.path.join(data_dir, f"compact_{seed}.npy")
+        compact = np.load(compact_path) if os.path.exists(compact_path) else np.zeros_like(y)
+        studies.append((seed, x, y, compact))
     if len(studies) < 5:
         raise SystemExit(f"{data_dir}: need at least 5 studies of patches, found {len(studies)}")
     return studies
@@ -61,7 +68,8 @@ def load(data_dir):
 def stack(studies):
     x = np.concatenate([np.asarray(s[1], dtype=np.float32) for s in studies])
     y = np.concatenate([s[2] for s in studies]).astype(np.float32)
-    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+    compact = np.concatenate([s[3] for s in studies]).astype(bool)
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), torch.from_numpy(compact)
 
 
 def augment(x, generator):
@@ -83,6 +91,12 @@ def auc(scores, labels):
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / max(n_pos * n_neg, 1))
 
 
+def hard_auc(scores, labels, compact):
+    """AUC of the positives against the hard negatives only."""
+    keep = (labels == 1) | compact
+    return auc(scores[keep], labels[keep])
+
+
 def main():
     data_dir, models_dir = sys.argv[1], sys.argv[2]
     torch.manual_seed(SEED)
@@ -91,14 +105,16 @@ def main():
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     spec = json.load(open(os.path.join(data_dir, "spec.json")))
     studies = load(data_dir)
-    split = len(studies) - max(1, len(studies) // 5)
-    train_x, train_y = stack(studies[:split])
-    val_x, val_y = stack(studies[split:])
+    training, validation = [s for i, s in enumerate(studies) if i % 5 != 4], studies[4::5]
+    train_x, train_y, train_compact = stack(training)
+    val_x, val_y, val_compact = stack(validation)
     positives = torch.nonzero(train_y == 1).squeeze(1)
     negatives = torch.nonzero(train_y == 0).squeeze(1)
+    hard = torch.nonzero((train_y == 0) & train_compact).squeeze(1)
     pos_weight = torch.tensor(float(NEGATIVES_PER_POSITIVE))
-    print(f"train {len(train_y)} patches ({int(train_y.sum())} positive) from {split} studies; "
-          f"validate {len(val_y)} ({int(val_y.sum())} positive) from {len(studies) - split}", flush=True)
+    print(f"train {len(train_y)} patches ({int(train_y.sum())} positive) from {len(training)} studies; "
+          f"validate {len(val_y)} ({int(val_y.sum())} positive) from {len(validation)}; "
+          f"{len(hard)} hard negatives", flush=True)
     model = FpNet()
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=EPOCHS)
@@ -106,8 +122,10 @@ def main():
     generator = torch.Generator().manual_seed(SEED)
     for epoch in range(EPOCHS):
         model.train()
-        draw = negatives[torch.randperm(len(negatives), generator=generator)[:NEGATIVES_PER_POSITIVE * len(positives)]]
-        epoch_set = torch.cat([positives, draw])
+        wanted = NEGATIVES_PER_POSITIVE * len(positives)
+        hard_draw = hard[torch.randperm(len(hard), generator=generator)[:int(HARD_SHARE * wanted)]]
+        draw = negatives[torch.randperm(len(negatives), generator=generator)[:wanted - len(hard_draw)]]
+        epoch_set = torch.cat([positives, hard_draw, draw])
         order = epoch_set[torch.randperm(len(epoch_set), generator=generator)]
         total = 0.0
         for start in range(0, len(order), BATCH):
@@ -120,26 +138,30 @@ def main():
             total += loss.item() * len(idx)
         schedule.step()
         scores = predict(model, val_x)
-        print(f"epoch {epoch + 1}: loss {total / len(order):.4f}, validation AUC {auc(scores, val_y.numpy()):.4f}",
-              flush=True)
+        print(f"epoch {epoch + 1}: loss {total / len(order):.4f}, validation AUC {auc(scores, val_y.numpy()):.4f}, "
+              f"against hard negatives {hard_auc(scores, val_y.numpy(), val_compact.numpy()):.4f}", flush=True)
     scores = predict(model, val_x)
     labels = val_y.numpy()
     positives = np.sort(scores[labels == 1])
     threshold = float(positives[int(np.floor((1 - TARGET_SENSITIVITY) * len(positives)))])
     sensitivity = float((scores[labels == 1] >= threshold).mean())
-    fp_per_study = float((scores[labels == 0] >= threshold).sum() / (len(studies) - split))
+    fp_per_study = float((scores[labels == 0] >= threshold).sum() / len(validation))
+    hard_fp_per_study = float((scores[(labels == 0) & val_compact.numpy()] >= threshold).sum() / len(validation))
     install(model, models_dir, spec, threshold, {
         "validation_auc": auc(scores, labels),
         "validation_sensitivity": sensitivity,
         "validation_false_positives_per_study": fp_per_study,
+        "validation_hard_negative_auc": hard_auc(scores, labels, val_compact.numpy()),
+        "validation_compact_false_positives_per_study": hard_fp_per_study,
     }, {
-        "data": f"pulmo-phantom studies, seeds {studies[0][0]}-{studies[-1][0]}: candidates from pulmo's candidate "
-                "finder labelled by phantom truth, plus jittered patches at every true nodule",
-        "split": f"train on the first {split} studies, validate on the last {len(studies) - split}",
+        "data": f"studies {', '.join(s[0] for s in studies)} (four-digit names: pulmo-phantom seeds; realNN: the "
+                "TCGA-THCA CT with isolated nodules inserted, seed NN): candidates from pulmo's candidate finder "
+                "labelled by truth, plus jittered patches at every true nodule",
+        "split": f"every fifth study validates: {', '.join(s[0] for s in validation)}",
         "patches": f"{len(train_y)} train ({int(train_y.sum())} positive), {len(val_y)} validation "
                    f"({int(val_y.sum())} positive)",
         "recipe": f"Adam lr 2e-3 with cosine decay, {EPOCHS} epochs of all positives and {NEGATIVES_PER_POSITIVE}x as many fresh "
-                  f"random negatives, batch {BATCH}, BCE with pos_weight {pos_weight.item():.1f}, flips and "
+                  f"negatives ({HARD_SHARE:.0%} of them hard: compact blobs the pipeline would report), batch {BATCH}, BCE with pos_weight {pos_weight.item():.1f}, flips and "
                   f"axial 90-degree turns, seed {SEED}",
         "script": "scripts/train/fp_reduction.py",
         "date": datetime.date.today().isoformat(),
@@ -159,7 +181,7 @@ def install(model, models_dir, spec, threshold, metrics, training):
     sha = hashlib.sha256(open(pt, "rb").read()).hexdigest()
     lines = [
         'name = "fp-reduction"',
-        'version = "0.1.0"',
+        'version = "0.2.0"',
         'task = "nodule-false-positive-reduction"',
         'file = "fp-reduction.pt"',
         f'sha256 = "{sha}"',

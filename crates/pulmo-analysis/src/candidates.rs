@@ -143,11 +143,13 @@ fn dot_response(grid: &Tensor, sigma: f64, spacing: [f64; 3]) -> Result<Tensor, 
 }
 
 /// Strongest first; a candidate within the radius of a stronger one (or 3 mm) is the same blob.
+/// Only the stronger one's radius counts: a faint large blob (a ground-glass nodule) is not
+/// the bright vessel crossing its edge.
 fn suppress_overlaps(mut all: Vec<Candidate>) -> Vec<Candidate> {
     all.sort_by(|a, b| b.response.total_cmp(&a.response));
     let mut kept: Vec<Candidate> = Vec::new();
     for c in all {
-        let overlaps = kept.iter().any(|k| vec3::dist(k.centre_lps_mm, c.centre_lps_mm) < k.radius_mm.max(c.radius_mm).max(3.0));
+        let overlaps = kept.iter().any(|k| vec3::dist(k.centre_lps_mm, c.centre_lps_mm) < k.radius_mm.max(3.0));
         if !overlaps {
             kept.push(c);
         }

@@ -9,11 +9,14 @@ pub use pulmo_findings::{HuStats, Measurements, SolidCore};
 
 use crate::nodule::NoduleMask;
 
-/// Calcified: mean density at or above this, HU (bone-like; soft tissue is below 100).
-const CALCIFIED_MEAN_HU: f64 = 200.0;
+/// Calcified: density at or above this, HU (bone-like; soft tissue is below 100), over the
+/// whole nodule or at its centre (a small calcification's rim is partial volume with lung).
+const CALCIFIED_MIN_HU: f64 = 200.0;
 /// Juxtapleural: at least this many nodule voxels touch dense tissue outside the lungs (the
 /// chest wall, mediastinum or diaphragm; the lung mask keeps the nodule itself inside).
 const MIN_PLEURAL_CONTACT_VOXELS: usize = 3;
+/// A nodule's interior (voxels off its surface) decides its density from this many voxels.
+const MIN_INTERIOR_VOXELS: usize = 8;
 /// Surface points used for the 3D longest diameter (pairwise distances), at most.
 const MAX_SURFACE_POINTS: usize = 1500;
 
@@ -38,12 +41,12 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
         longest_diameter_3d_mm: longest_3d(nodule, geometry),
         volume_mm3,
         mass_mg: mass(nodule, voxel_mm3),
-        density: Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm)),
+        density: density(nodule, solid_fraction, core),
         solid_core: core,
         solid_fraction,
         sphericity: surface.sphericity(),
         spiculated: None,
-        calcified: hu.mean >= CALCIFIED_MEAN_HU,
+        calcified: hu.mean.max(nodule.tissue_hu) >= CALCIFIED_MIN_HU,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,
     };
@@ -164,6 +167,18 @@ fn mass(nodule: &NoduleMask, voxel_mm3: f64) -> f64 {
     let grams_per_cm3 = |hu: f32| ((f64::from(hu) + 1000.0) / 1000.0).max(0.0);
     // 1 mm3 at 1 g/cm3 weighs 1 mg.
     nodule.fraction.iter().zip(&nodule.hu).map(|(f, h)| f64::from(*f) * grams_per_cm3(*h) * voxel_mm3).sum()
+}
+
+/// Solid when the nodule's interior is: partial volume blurs every nodule's rim towards lung
+/// density, which on thick slices makes a small solid nodule's rim look like ground glass.
+/// Otherwise (or with no interior: a nodule a few voxels across) by its solid component.
+fn density(nodule: &NoduleMask, solid_fraction: f64, core: Option<SolidCore>) -> Density {
+    let interior: Vec<f32> = nodule.inside.iter().zip(&nodule.fraction).zip(&nodule.hu).filter(|((i, f), _)| **i && **f >= 1.0).map(|(_, h)| *h).collect();
+    let solid = interior.iter().filter(|h| f64::from(**h) >= SOLID_COMPONENT_MIN_HU).count();
+    if interior.len() >= MIN_INTERIOR_VOXELS && solid as f64 >= SOLID_FRACTION * interior.len() as f64 {
+        return Density::Solid;
+    }
+    Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm))
 }
 
 /// The largest connected part of the nodule at solid density. In a mostly non-solid nodule it

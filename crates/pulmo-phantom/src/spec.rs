@@ -66,6 +66,26 @@ pub fn slices_for_coverage(coverage_mm: f64, slice_spacing_mm: f64) -> usize {
     (coverage_mm / slice_spacing_mm).ceil().max(1.0) as usize + 1
 }
 
+impl PhantomSpec {
+    /// The evaluation's acquisitions (`pulmo eval` and its tuning): 350 mm field of view and
+    /// 280 mm of coverage, pixel spacing 0.7-0.9 mm and slices 1-2.5 mm apart, chosen by the
+    /// seed so that consecutive seeds vary both.
+    pub fn evaluation(seed: u64, nodule_count: usize) -> PhantomSpec {
+        let pixel = [0.7, 0.8, 0.9][(seed % 3) as usize];
+        let slice = [1.0, 1.25, 2.0, 2.5][((seed / 3) % 4) as usize];
+        PhantomSpec {
+            seed,
+            rows: (350.0 / pixel) as usize,
+            pixel_spacing_mm: pixel,
+            slice_spacing_mm: slice,
+            slice_thickness_mm: slice,
+            slices: slices_for_coverage(280.0, slice),
+            nodule_count,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for PhantomSpec {
     fn default() -> Self {
         PhantomSpec {

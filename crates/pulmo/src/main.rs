@@ -66,8 +66,37 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, "a: b: c", leaving out a cause its parent's message already
+/// quotes (the library errors put their source in their own message too).
+fn report(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    let mut parent = text.clone();
+    for cause in e.chain().skip(1) {
+        let message = cause.to_string();
+        if !parent.ends_with(&message) {
+            text = format!("{text}: {message}");
+        }
+        parent = message;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[test]
+    fn report_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let quoted = anyhow::Error::new(io).context("models/x.toml: cannot read: gone").context("loading the models");
+        assert_eq!(report(&quoted), "loading the models: models/x.toml: cannot read: gone");
+        let plain = anyhow::anyhow!("root").context("middle").context("top");
+        assert_eq!(report(&plain), "top: middle: root");
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::Pipeline;
 use pulmo_findings::{NoduleFinding, StudyFindings};
-use pulmo_phantom::{slices_for_coverage, PhantomSpec};
+use pulmo_phantom::PhantomSpec;
 use serde::Serialize;
 
 use crate::eval::matching::match_study;
@@ -84,26 +84,10 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>> {
     Ok(seeds)
 }
 
-/// Acquisitions vary with the seed: pixel spacing 0.7-0.9 mm, slices 1-2.5 mm apart.
-fn phantom_spec(seed: u64, nodules: usize) -> PhantomSpec {
-    let pixel = [0.7, 0.8, 0.9][(seed % 3) as usize];
-    let slice = [1.0, 1.25, 2.0, 2.5][((seed / 3) % 4) as usize];
-    PhantomSpec {
-        seed,
-        rows: (350.0 / pixel) as usize,
-        pixel_spacing_mm: pixel,
-        slice_spacing_mm: slice,
-        slice_thickness_mm: slice,
-        slices: slices_for_coverage(280.0, slice),
-        nodule_count: nodules,
-        ..Default::default()
-    }
-}
-
 /// Generates the study, writes it as DICOM, reads it back and analyses it, as a study
 /// arriving at the node would be.
 fn phantom_run(pipeline: &Pipeline, seed: u64, nodules: usize, out: &Path) -> Result<StudyRun> {
-    let spec = phantom_spec(seed, nodules);
+    let spec = PhantomSpec::evaluation(seed, nodules);
     let phantom = pulmo_phantom::generate(&spec)?;
     let dir = out.join(format!("phantom-{seed}"));
     pulmo_phantom::write_study(&phantom, &dir)?;
