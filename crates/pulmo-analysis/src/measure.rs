@@ -15,7 +15,7 @@ const CALCIFIED_MIN_HU: f64 = 200.0;
 /// Juxtapleural: at least this many nodule voxels touch dense tissue outside the lungs (the
 /// chest wall, mediastinum or diaphragm; the lung mask keeps the nodule itself inside).
 const MIN_PLEURAL_CONTACT_VOXELS: usize = 3;
-/// A nodule's interior (voxels off its surface) decides its density from this many voxels.
+/// A nodule's voxels counted whole decide its density from this many on (see [`interior_solid_share`]).
 const MIN_INTERIOR_VOXELS: usize = 8;
 /// Surface points used for the 3D longest diameter (pairwise distances), at most.
 const MAX_SURFACE_POINTS: usize = 1500;
@@ -41,7 +41,7 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
         longest_diameter_3d_mm: longest_3d(nodule, geometry),
         volume_mm3,
         mass_mg: mass(nodule, voxel_mm3),
-        density: density(nodule, solid_fraction, core),
+        density: Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm), interior_solid_share(nodule)),
         solid_core: core,
         solid_fraction,
         sphericity: surface.sphericity(),
@@ -169,16 +169,13 @@ fn mass(nodule: &NoduleMask, voxel_mm3: f64) -> f64 {
     nodule.fraction.iter().zip(&nodule.hu).map(|(f, h)| f64::from(*f) * grams_per_cm3(*h) * voxel_mm3).sum()
 }
 
-/// Solid when the nodule's interior is: partial volume blurs every nodule's rim towards lung
-/// density, which on thick slices makes a small solid nodule's rim look like ground glass.
-/// Otherwise (or with no interior: a nodule a few voxels across) by its solid component.
-fn density(nodule: &NoduleMask, solid_fraction: f64, core: Option<SolidCore>) -> Density {
-    let interior: Vec<f32> = nodule.inside.iter().zip(&nodule.fraction).zip(&nodule.hu).filter(|((i, f), _)| **i && **f >= 1.0).map(|(_, h)| *h).collect();
-    let solid = interior.iter().filter(|h| f64::from(**h) >= SOLID_COMPONENT_MIN_HU).count();
-    if interior.len() >= MIN_INTERIOR_VOXELS && solid as f64 >= SOLID_FRACTION * interior.len() as f64 {
-        return Density::Solid;
-    }
-    Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm))
+/// The solid share of the nodule's voxels counted whole (fraction 1: its interior, and rim
+/// voxels at least as dense as its tissue), the part of it partial volume does not dilute;
+/// `None` below [`MIN_INTERIOR_VOXELS`] (a nodule a few voxels across).
+fn interior_solid_share(nodule: &NoduleMask) -> Option<f64> {
+    let whole = nodule.inside.iter().zip(&nodule.fraction).zip(&nodule.hu).filter(|((i, f), _)| **i && **f >= 1.0);
+    let (count, solid) = whole.fold((0usize, 0usize), |(n, s), (_, h)| (n + 1, s + usize::from(f64::from(*h) >= SOLID_COMPONENT_MIN_HU)));
+    (count >= MIN_INTERIOR_VOXELS).then(|| solid as f64 / count as f64)
 }
 
 /// The largest connected part of the nodule at solid density. In a mostly non-solid nodule it

@@ -39,9 +39,13 @@ pub enum Density {
 
 impl Density {
     /// Classifies a nodule from its solid component: the fraction of the nodule's volume at or
-    /// above [`SOLID_COMPONENT_MIN_HU`] and that component's mean diameter in mm.
-    pub fn classify(solid_fraction: f64, solid_component_mean_mm: f64) -> Density {
-        if solid_fraction >= SOLID_FRACTION {
+    /// above [`SOLID_COMPONENT_MIN_HU`] and that component's mean diameter in mm. Where the
+    /// nodule has an interior that partial volume does not reach, `interior_solid_share` is the
+    /// share of it that is solid: at least [`SOLID_FRACTION`] makes the nodule solid whatever
+    /// its rim, which partial volume pulls towards lung density (on thick slices a small solid
+    /// nodule's rim alone would make it part-solid).
+    pub fn classify(solid_fraction: f64, solid_component_mean_mm: f64, interior_solid_share: Option<f64>) -> Density {
+        if solid_fraction >= SOLID_FRACTION || interior_solid_share.is_some_and(|s| s >= SOLID_FRACTION) {
             Density::Solid
         } else if solid_component_mean_mm < MIN_SOLID_COMPONENT_MM {
             Density::GroundGlass
@@ -70,12 +74,20 @@ mod tests {
 
     #[test]
     fn classes_at_their_thresholds() {
-        assert_eq!(Density::classify(0.80, 0.0), Density::Solid);
-        assert_eq!(Density::classify(0.79, 5.0), Density::PartSolid);
-        assert_eq!(Density::classify(0.79, 1.5), Density::PartSolid);
-        assert_eq!(Density::classify(0.79, 1.4), Density::GroundGlass);
-        assert_eq!(Density::classify(0.0, 0.0), Density::GroundGlass);
-        assert_eq!(Density::classify(1.0, 10.0), Density::Solid);
+        assert_eq!(Density::classify(0.80, 0.0, None), Density::Solid);
+        assert_eq!(Density::classify(0.79, 5.0, None), Density::PartSolid);
+        assert_eq!(Density::classify(0.79, 1.5, None), Density::PartSolid);
+        assert_eq!(Density::classify(0.79, 1.4, None), Density::GroundGlass);
+        assert_eq!(Density::classify(0.0, 0.0, None), Density::GroundGlass);
+        assert_eq!(Density::classify(1.0, 10.0, None), Density::Solid);
+    }
+
+    #[test]
+    fn a_solid_interior_makes_a_solid_nodule_at_its_threshold() {
+        assert_eq!(Density::classify(0.6, 5.0, Some(0.80)), Density::Solid);
+        assert_eq!(Density::classify(0.6, 5.0, Some(0.79)), Density::PartSolid);
+        assert_eq!(Density::classify(0.6, 1.0, Some(0.79)), Density::GroundGlass);
+        assert_eq!(Density::classify(0.85, 5.0, Some(0.2)), Density::Solid);
     }
 
     #[test]
