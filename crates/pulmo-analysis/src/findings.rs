@@ -8,6 +8,7 @@ use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
 pub use pulmo_findings::{NoduleFinding, PatientFacts};
 use pulmo_findings::{ExamAssessment, FleischnerAdvice, Level, Measurements, Risk};
 use pulmo_volume::mesh::Mesh;
+use pulmo_volume::BoxRegion;
 
 use crate::lung::LungMask;
 
@@ -16,6 +17,8 @@ use crate::lung::LungMask;
 pub struct Measured {
     pub measurements: Measurements,
     pub surface: Mesh,
+    /// The segmentation's voxels on the CT grid.
+    pub region: BoxRegion,
     pub detection_probability: f64,
 }
 
@@ -38,6 +41,7 @@ pub fn assess(nodules: Vec<Measured>, lungs: &LungMask, patient: &PatientFacts, 
                 mayo: mayo(&m, patient, upper),
                 zone,
                 mesh_file: None,
+                region: n.region,
                 measurements: m,
             };
             (finding, n.surface)

@@ -9,7 +9,7 @@
 //! tissue, which is what makes small-nodule volumes right.
 
 use pulmo_torch::{image, Device, TchError, Tensor};
-use pulmo_volume::{mask, vec3, Geometry, Vec3, Volume};
+use pulmo_volume::{mask, vec3, BoxRegion, Geometry, Vec3, Volume};
 
 use crate::lung::LungMask;
 
@@ -66,6 +66,11 @@ impl NoduleMask {
             offset += local as usize * [ny * nx, nx, 1][a];
         }
         self.inside[offset]
+    }
+
+    /// The nodule's voxels on the CT grid, compactly.
+    pub fn region(&self) -> BoxRegion {
+        BoxRegion::from_mask(self.origin, self.dims, &self.inside)
     }
 
     /// Whether the nodule reaches a face of its box. The box leaves more than the seed's

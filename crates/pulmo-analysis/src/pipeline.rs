@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use pulmo_dicom::CtSeries;
-use pulmo_findings::{Algorithm, PatientFacts, Processing, SourceSeries, SourceSlice, StageTime, StudyFindings, SCHEMA_VERSION};
+use pulmo_findings::{Algorithm, PatientFacts, Processing, StageTime, StudyFindings, SCHEMA_VERSION};
 use pulmo_torch::model::ModelError;
 use pulmo_torch::{Device, TchError};
 use pulmo_volume::mesh::Mesh;
@@ -149,7 +149,7 @@ impl Pipeline {
         clock.lap(Stage::Assessment);
         let findings = StudyFindings {
             schema_version: SCHEMA_VERSION,
-            source: source_series(ct),
+            source: ct.source_series(),
             algorithm: Algorithm {
                 name: "pulmo".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -191,7 +191,8 @@ fn measure_detections(
             other.contains(measurements.centre_lps_mm, geometry) || mask.contains(m.measurements.centre_lps_mm, geometry)
         });
         if !overlaps {
-            kept.push((mask, Measured { measurements, surface, detection_probability: d.probability }));
+            let region = mask.region();
+            kept.push((mask, Measured { measurements, surface, region, detection_probability: d.probability }));
         }
     }
     Ok(kept.into_iter().map(|(_, m)| m).collect())
@@ -221,23 +222,6 @@ pub fn min_sphericity(long_axis_mm: f64) -> f64 {
         l if l < SMALL_NODULE_MM => MIN_SPHERICITY_SMALL,
         l if l < MASS_MM => MIN_SPHERICITY,
         _ => MIN_SPHERICITY_MASS,
-    }
-}
-
-fn source_series(ct: &CtSeries) -> SourceSeries {
-    let slices = if ct.resampled {
-        Vec::new()
-    } else {
-        ct.sources.iter().map(|s| SourceSlice { sop_instance_uid: s.sop_instance_uid.clone(), frame: s.frame }).collect()
-    };
-    SourceSeries {
-        study_uid: ct.patient_study.study_uid.clone(),
-        series_uid: ct.series_uid.clone(),
-        frame_of_reference_uid: ct.frame_of_reference_uid.clone(),
-        study_date: ct.patient_study.study_date.clone(),
-        dims: ct.volume.dims(),
-        geometry: *ct.volume.geometry(),
-        slices,
     }
 }
 

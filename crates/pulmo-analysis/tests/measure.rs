@@ -43,7 +43,7 @@ fn phantom_nodules_are_measured_against_truth() {
                 panic!("seed {seed} nodule {} ({:?}) not segmented", t.id, t.kind);
             };
             let (m, surface) = measure(&mask, phantom.volume.geometry());
-            let measured = Measured { measurements: m.clone(), surface, detection_probability: 1.0 };
+            let measured = Measured { measurements: m.clone(), surface, region: mask.region(), detection_probability: 1.0 };
             let (finding, _) = assess(vec![measured], &lungs, &PatientFacts::default(), "1.2.3").remove(0);
             let truth_category = serde_json::to_string(&t.lung_rads_size_category).unwrap();
             let category = serde_json::to_string(&finding.lung_rads.category).unwrap();

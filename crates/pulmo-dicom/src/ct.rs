@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use pulmo_findings::{SourceSeries, SourceSlice};
 use pulmo_volume::vec3::{cross, dot, norm, sub};
 use pulmo_volume::{Geometry, Vec3, Volume};
 use rayon::prelude::*;
@@ -25,6 +26,7 @@ const TILT_TOLERANCE_DEG: f64 = 0.05;
 /// One slice of the assembled volume and where it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct SliceSource {
+    pub sop_class_uid: String,
     pub sop_instance_uid: String,
     pub frame: u32,
     pub path: PathBuf,
@@ -46,6 +48,30 @@ pub struct CtSeries {
     /// What was noticed and handled (tilt, resampling, split).
     pub notes: Vec<String>,
     pub resampled: bool,
+}
+
+impl CtSeries {
+    /// The series as findings reference it: UIDs, the analysed grid and, unless the grid was
+    /// resampled (then no slice is a source image), the instance and frame of each slice.
+    pub fn source_series(&self) -> SourceSeries {
+        let slices = if self.resampled {
+            Vec::new()
+        } else {
+            self.sources
+                .iter()
+                .map(|s| SourceSlice { sop_class_uid: s.sop_class_uid.clone(), sop_instance_uid: s.sop_instance_uid.clone(), frame: s.frame })
+                .collect()
+        };
+        SourceSeries {
+            study_uid: self.patient_study.study_uid.clone(),
+            series_uid: self.series_uid.clone(),
+            frame_of_reference_uid: self.frame_of_reference_uid.clone(),
+            study_date: self.patient_study.study_date.clone(),
+            dims: self.volume.dims(),
+            geometry: *self.volume.geometry(),
+            slices,
+        }
+    }
 }
 
 struct Slice<'a> {
@@ -275,6 +301,7 @@ fn resample(slices: &[Slice], decoded: &[i16], pixels: usize, targets: &[f64]) -
 
 fn source_of(s: &Slice) -> SliceSource {
     SliceSource {
+        sop_class_uid: s.instance.header.sop_class_uid.clone(),
         sop_instance_uid: s.instance.header.sop_instance_uid.clone(),
         frame: s.plane.frame,
         path: s.instance.path.clone(),

@@ -4,7 +4,8 @@
 //! [`Instance`] extracts the header pulmo needs, [`SeriesCollector`] / [`scan`] group instances
 //! into [`Series`], and [`CtSeries::assemble`] turns a CT series into a HU [`Volume`] in patient
 //! coordinates. [`wire`] reads what a node files an instance under straight from the received
-//! bytes. Writers for SEG, SR, KOS and Secondary Capture come with the output issue.
+//! bytes. [`write`] builds the objects pulmo sends back (Key Object Selection, SEG) from
+//! typed values.
 //!
 //! [`Volume`]: pulmo_volume::Volume
 

@@ -7,7 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext, KEY_OBJECT_SELECTION_STORAGE};
+use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, KEY_OBJECT_SELECTION_STORAGE};
+use pulmo_dicom::write::StudyContext;
 use pulmo_dicom::{DicomFile, InstanceHeader};
 
 const SERIES: &str = "ct/lung-pet-ct-dx-a0002/b40f";

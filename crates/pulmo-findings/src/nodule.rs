@@ -4,7 +4,7 @@
 use pulmo_clinical::density::Density;
 use pulmo_clinical::lung_rads::Assessment;
 use pulmo_clinical::risk::{BrockInputs, MayoInputs, RiskEstimate};
-use pulmo_volume::Vec3;
+use pulmo_volume::{BoxRegion, Vec3};
 use serde::{Deserialize, Serialize};
 
 use crate::zone::Zone;
@@ -27,6 +27,10 @@ pub struct NoduleFinding {
     pub mayo: Option<Risk<MayoInputs>>,
     /// The surface mesh's file, relative to findings.json, when one was written.
     pub mesh_file: Option<String>,
+    /// The voxels of the analysed grid (`SourceSeries::dims`) the segmentation holds: what
+    /// the DICOM SEG shows. Partial volume makes `measurements.volume_mm3` differ from its
+    /// voxel count times the voxel volume.
+    pub region: BoxRegion,
 }
 
 /// A malignancy estimate with the inputs it was computed from.

@@ -10,7 +10,7 @@ use crate::nodule::NoduleFinding;
 use crate::patient::PatientFacts;
 
 /// Bumped whenever a field changes meaning or disappears; readers check it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StudyFindings {
@@ -44,6 +44,7 @@ pub struct SourceSeries {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceSlice {
+    pub sop_class_uid: String,
     pub sop_instance_uid: String,
     /// 1-based frame number for multi-frame images, 1 for single-frame ones.
     pub frame: u32,

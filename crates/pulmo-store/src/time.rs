@@ -30,6 +30,12 @@ impl Timestamp {
         Timestamp(duration_millis(since))
     }
 
+    /// UTC date and time as DICOM DA and TM values: ("YYYYMMDD", "HHMMSS").
+    pub fn dicom_date_time(self) -> (String, String) {
+        let text = self.to_string(); // "YYYY-MM-DD HH:MM:SSZ"
+        (text[..10].replace('-', ""), text[11..19].replace(':', ""))
+    }
+
     /// `self + d`, saturating instead of overflowing.
     pub fn plus(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(duration_millis(d)))
@@ -90,5 +96,6 @@ mod display_tests {
         assert_eq!(Timestamp::EPOCH.to_string(), "1970-01-01 00:00:00Z");
         assert_eq!(Timestamp::from_millis(1_796_000_000_000).to_string(), "2026-11-30 00:53:20Z");
         assert_eq!(Timestamp::from_millis(951_782_400_000).to_string(), "2000-02-29 00:00:00Z");
+        assert_eq!(Timestamp::from_millis(1_796_000_000_000).dicom_date_time(), ("20261130".into(), "005320".into()));
     }
 }

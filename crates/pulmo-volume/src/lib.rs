@@ -9,10 +9,12 @@ mod affine;
 mod geometry;
 pub mod mask;
 pub mod mesh;
+mod region;
 pub mod vec3;
 mod volume;
 
 pub use affine::Affine;
 pub use geometry::{Geometry, GeometryError};
+pub use region::{BoxRegion, RegionError};
 pub use vec3::{Mat3, Vec3};
 pub use volume::{Volume, VolumeError};

@@ -154,7 +154,7 @@ fn models_lists_and_checks_manifests() {
 }
 
 #[test]
-fn analyze_writes_findings_and_meshes_and_names_a_missing_model() {
+fn analyze_writes_findings_meshes_and_seg_and_names_a_missing_model() {
     let dir = tempfile::tempdir().unwrap();
     let study = dir.path().join("study");
     let out = dir.path().join("out");
@@ -181,9 +181,35 @@ fn analyze_writes_findings_and_meshes_and_names_a_missing_model() {
         let near = findings.nodules.iter().any(|n| pulmo_volume::vec3::dist(n.measurements.centre_lps_mm, t.centre_lps_mm) <= t.long_axis_mm / 2.0);
         assert!(near, "truth nodule {} ({:?}, {:.1} mm) not reported:\n{text}", t.id, t.kind, t.mean_diameter_mm);
     }
+    check_segmentation(&out, &study);
     // Without the model there is no silent fallback: the error names the manifest.
     let failed = pulmo(&[&args[..], &["--models", dir.path().to_str().unwrap()]].concat());
     assert!(!failed.status.success());
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(err.contains("fp-reduction.toml"), "{err}");
+}
+
+/// The SEG `analyze` wrote passes dciodvfy, and highdicom decodes exactly the findings' regions
+/// on the CT's slices, each over the phantom nodule it names: the truth centre's voxel inside
+/// the segment and the segment centred within 1.5 mm of it.
+fn check_segmentation(out: &std::path::Path, study: &std::path::Path) {
+    let seg = out.join("seg.dcm");
+    let report = Command::new("dciodvfy").arg(&seg).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
+    let report = String::from_utf8_lossy(&report.stderr);
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+    assert!(errors.is_empty(), "dciodvfy errors:\n{report}");
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let check = Command::new(python)
+        .args(["-c", include_str!("../../pulmo-dicom/tests/seg_check.py")])
+        .args([&seg, &out.join("findings.json"), study, &study.join("truth.json")])
+        .output()
+        .expect("the project virtualenv (.venv) exists: run scripts/setup");
+    let text = String::from_utf8_lossy(&check.stdout);
+    println!("{text}");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    for line in text.lines() {
+        let segment: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(segment["truth_centre_inside"], true, "{segment}");
+        assert!(segment["centroid_offset_mm"].as_f64().unwrap() <= 1.5, "{segment}");
+    }
 }

@@ -10,9 +10,8 @@ use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use super::{check_text, check_uid, code_item, part10, put_sequence, put_text, WriteError};
-use crate::attrs::string;
-use crate::{InstanceHeader, PatientStudy};
+use super::{check_text, check_uid, code_item, part10, put_sequence, put_text, StudyContext, WriteError};
+use crate::InstanceHeader;
 
 pub const KEY_OBJECT_SELECTION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.88.59";
 
@@ -30,58 +29,6 @@ impl From<&InstanceHeader> for ReferencedInstance {
             series_uid: h.series_uid.clone(),
             sop_class_uid: h.sop_class_uid.clone(),
             sop_instance_uid: h.sop_instance_uid.clone(),
-        }
-    }
-}
-
-/// Patient and General Study attributes copied from the source study. `None` (or an empty
-/// string) is written as an empty type-2 value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StudyContext {
-    pub patient_name: Option<String>,
-    pub patient_id: Option<String>,
-    pub patient_birth_date: Option<String>,
-    pub patient_sex: Option<String>,
-    pub study_uid: String,
-    pub study_date: Option<String>,
-    pub study_time: Option<String>,
-    pub accession_number: Option<String>,
-    pub referring_physician: Option<String>,
-    pub study_id: Option<String>,
-}
-
-impl StudyContext {
-    /// Reads the context from any instance of the study.
-    pub fn from_dataset(obj: &InMemDicomObject) -> Option<StudyContext> {
-        Some(StudyContext {
-            patient_name: string(obj, tags::PATIENT_NAME),
-            patient_id: string(obj, tags::PATIENT_ID),
-            patient_birth_date: string(obj, tags::PATIENT_BIRTH_DATE),
-            patient_sex: string(obj, tags::PATIENT_SEX),
-            study_uid: string(obj, tags::STUDY_INSTANCE_UID)?,
-            study_date: string(obj, tags::STUDY_DATE),
-            study_time: string(obj, tags::STUDY_TIME),
-            accession_number: string(obj, tags::ACCESSION_NUMBER),
-            referring_physician: string(obj, tags::REFERRING_PHYSICIAN_NAME),
-            study_id: string(obj, tags::STUDY_ID),
-        })
-    }
-}
-
-/// From an instance header (which carries neither ReferringPhysicianName nor StudyID).
-impl From<&PatientStudy> for StudyContext {
-    fn from(p: &PatientStudy) -> Self {
-        StudyContext {
-            patient_name: p.patient_name.clone(),
-            patient_id: p.patient_id.clone(),
-            patient_birth_date: p.birth_date.clone(),
-            patient_sex: p.sex.clone(),
-            study_uid: p.study_uid.clone(),
-            study_date: p.study_date.clone(),
-            study_time: p.study_time.clone(),
-            accession_number: p.accession_number.clone(),
-            referring_physician: None,
-            study_id: None,
         }
     }
 }
@@ -149,8 +96,6 @@ impl KeyObjectSelection {
     /// The complete data set (no file meta group).
     pub fn to_dataset(&self) -> Result<InMemDicomObject, WriteError> {
         self.validate()?;
-        let s = &self.study;
-        let opt = |v: &Option<String>| v.as_deref().unwrap_or("").trim().to_string();
         let mut o = InMemDicomObject::new_empty();
 
         // SOP Common.
@@ -160,19 +105,7 @@ impl KeyObjectSelection {
         put_text(&mut o, tags::SOP_CLASS_UID, VR::UI, KEY_OBJECT_SELECTION_STORAGE);
         put_text(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &self.sop_instance_uid);
 
-        // Patient (all type 2).
-        put_text(&mut o, tags::PATIENT_NAME, VR::PN, &opt(&s.patient_name));
-        put_text(&mut o, tags::PATIENT_ID, VR::LO, &opt(&s.patient_id));
-        put_text(&mut o, tags::PATIENT_BIRTH_DATE, VR::DA, &opt(&s.patient_birth_date));
-        put_text(&mut o, tags::PATIENT_SEX, VR::CS, &opt(&s.patient_sex));
-
-        // General Study.
-        put_text(&mut o, tags::STUDY_INSTANCE_UID, VR::UI, &s.study_uid);
-        put_text(&mut o, tags::STUDY_DATE, VR::DA, &opt(&s.study_date));
-        put_text(&mut o, tags::STUDY_TIME, VR::TM, &opt(&s.study_time));
-        put_text(&mut o, tags::REFERRING_PHYSICIAN_NAME, VR::PN, &opt(&s.referring_physician));
-        put_text(&mut o, tags::STUDY_ID, VR::SH, &opt(&s.study_id));
-        put_text(&mut o, tags::ACCESSION_NUMBER, VR::SH, &opt(&s.accession_number));
+        self.study.put(&mut o);
 
         // Key Object Document Series.
         put_text(&mut o, tags::MODALITY, VR::CS, "KO");
@@ -204,14 +137,13 @@ impl KeyObjectSelection {
     }
 
     fn validate(&self) -> Result<(), WriteError> {
-        let s = &self.study;
-        check_uid("study.study_uid", &s.study_uid)?;
+        self.study.check()?;
         check_uid("series_uid", &self.series_uid)?;
         check_uid("sop_instance_uid", &self.sop_instance_uid)?;
         if self.references.is_empty() {
             return Err(WriteError::Empty { field: "references".into() });
         }
-        if self.series_uid == s.study_uid {
+        if self.series_uid == self.study.study_uid {
             return Err(WriteError::InvalidValue {
                 field: "series_uid".into(),
                 value: self.series_uid.clone(),
@@ -258,16 +190,7 @@ impl KeyObjectSelection {
                 reason: "negative".into(),
             });
         }
-        let texts: [(&str, VR, Option<&str>); 14] = [
-            ("study.patient_name", VR::PN, s.patient_name.as_deref()),
-            ("study.patient_id", VR::LO, s.patient_id.as_deref()),
-            ("study.patient_birth_date", VR::DA, s.patient_birth_date.as_deref()),
-            ("study.patient_sex", VR::CS, s.patient_sex.as_deref()),
-            ("study.study_date", VR::DA, s.study_date.as_deref()),
-            ("study.study_time", VR::TM, s.study_time.as_deref()),
-            ("study.accession_number", VR::SH, s.accession_number.as_deref()),
-            ("study.referring_physician", VR::PN, s.referring_physician.as_deref()),
-            ("study.study_id", VR::SH, s.study_id.as_deref()),
+        let texts: [(&str, VR, Option<&str>); 5] = [
             ("content_datetime.0 (ContentDate)", VR::DA, Some(&self.content_datetime.0)),
             ("content_datetime.1 (ContentTime)", VR::TM, Some(&self.content_datetime.1)),
             ("description", VR::UT, self.description.as_deref()),
@@ -285,32 +208,11 @@ impl KeyObjectSelection {
             }
             check_text(field, vr, value)?;
         }
-        if let Some(sex) = s.patient_sex.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-            if !matches!(sex, "M" | "F" | "O") {
-                return Err(WriteError::InvalidValue {
-                    field: "study.patient_sex".into(),
-                    value: sex.into(),
-                    reason: "PatientSex is M, F or O".into(),
-                });
-            }
-        }
         Ok(())
     }
 
     fn all_ascii(&self) -> bool {
-        let s = &self.study;
-        [
-            &s.patient_name,
-            &s.patient_id,
-            &s.accession_number,
-            &s.referring_physician,
-            &s.study_id,
-            &self.description,
-        ]
-        .into_iter()
-        .flatten()
-        .chain([&self.manufacturer, &self.software_version])
-        .all(|v| v.is_ascii())
+        self.study.is_ascii() && [self.description.as_deref().unwrap_or(""), &self.manufacturer, &self.software_version].iter().all(|v| v.is_ascii())
     }
 
     /// One study item -> ReferencedSeriesSequence (series in first-seen order) ->
@@ -401,6 +303,7 @@ pub fn value_type_for(sop_class_uid: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attrs::string;
 
     fn sample() -> KeyObjectSelection {
         KeyObjectSelection {

@@ -3,6 +3,8 @@
 //! at fault in a [`WriteError`].
 
 pub mod kos;
+pub mod seg;
+mod study;
 
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
@@ -10,7 +12,13 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
-pub use kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext};
+pub use kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance};
+pub use seg::NoduleSegmentation;
+pub use study::StudyContext;
+
+/// Series numbers of pulmo's objects in the viewer's series list, after the scanner's own.
+pub const RECEIPT_SERIES_NUMBER: i32 = 9001;
+pub const SEG_SERIES_NUMBER: i32 = 9002;
 
 /// Explicit VR Little Endian: the transfer syntax every writer here encodes in.
 pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
@@ -39,7 +47,7 @@ pub(crate) fn check_uid(field: impl Into<String>, value: &str) -> Result<(), Wri
     }
 }
 
-fn invalid(field: &str, value: &str, reason: impl Into<String>) -> WriteError {
+pub(crate) fn invalid(field: &str, value: &str, reason: impl Into<String>) -> WriteError {
     WriteError::InvalidValue { field: field.to_string(), value: value.to_string(), reason: reason.into() }
 }
 
@@ -106,6 +114,136 @@ fn valid_tm(s: &str) -> bool {
     part(0).is_some_and(|h| h < 24) && part(2).is_none_or(|m| m < 60) && part(4).is_none_or(|s| s < 61)
 }
 
+/// Who made an object: the General and Enhanced General Equipment modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Equipment {
+    pub manufacturer: String,
+    pub model_name: String,
+    /// Names this installation (e.g. the node's AE title or host name).
+    pub device_serial_number: String,
+    pub software_version: String,
+}
+
+impl Equipment {
+    /// pulmo itself, this build, at the installation `serial` names.
+    pub fn pulmo(serial: &str) -> Equipment {
+        Equipment {
+            manufacturer: "pulmo".into(),
+            model_name: "pulmo lung nodule analysis".into(),
+            device_serial_number: serial.into(),
+            software_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    fn check(&self) -> Result<(), WriteError> {
+        let values = [
+            ("equipment.manufacturer", &self.manufacturer),
+            ("equipment.model_name", &self.model_name),
+            ("equipment.device_serial_number", &self.device_serial_number),
+            ("equipment.software_version", &self.software_version),
+        ];
+        for (field, value) in values {
+            if value.trim().is_empty() {
+                return Err(WriteError::Empty { field: field.into() });
+            }
+            check_text(field, VR::LO, value.trim())?;
+        }
+        Ok(())
+    }
+
+    /// General Equipment and Enhanced General Equipment (all four values type 1 there).
+    fn put(&self, o: &mut InMemDicomObject) {
+        put_text(o, tags::MANUFACTURER, VR::LO, self.manufacturer.trim());
+        put_text(o, tags::MANUFACTURER_MODEL_NAME, VR::LO, self.model_name.trim());
+        put_text(o, tags::DEVICE_SERIAL_NUMBER, VR::LO, self.device_serial_number.trim());
+        put_text(o, tags::SOFTWARE_VERSIONS, VR::LO, self.software_version.trim());
+    }
+}
+
+/// An output object's own identity: a new series in the source study, numbered for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInstance {
+    pub series_uid: String,
+    pub sop_instance_uid: String,
+    pub series_number: i32,
+    pub instance_number: i32,
+    /// ContentDate (YYYYMMDD) and ContentTime (HHMMSS[.F]).
+    pub content_date: String,
+    pub content_time: String,
+}
+
+impl NewInstance {
+    /// UIDs derived from `seed` (e.g. source series, study version and object kind), so that
+    /// writing the same results again replaces the object in the PACS instead of adding one.
+    pub fn derived(seed: &str, series_number: i32, content_date: &str, content_time: &str) -> NewInstance {
+        NewInstance {
+            series_uid: crate::derived_uid(&format!("{seed}/series")),
+            sop_instance_uid: crate::derived_uid(&format!("{seed}/instance")),
+            series_number,
+            instance_number: 1,
+            content_date: content_date.into(),
+            content_time: content_time.into(),
+        }
+    }
+
+    fn check(&self, study_uid: &str) -> Result<(), WriteError> {
+        check_uid("instance.series_uid", &self.series_uid)?;
+        check_uid("instance.sop_instance_uid", &self.sop_instance_uid)?;
+        if self.series_uid == study_uid || self.series_uid == self.sop_instance_uid {
+            return Err(invalid("instance.series_uid", &self.series_uid, "must differ from the study and instance UIDs"));
+        }
+        for (field, n) in [("instance.series_number", self.series_number), ("instance.instance_number", self.instance_number)] {
+            if n < 0 {
+                return Err(invalid(field, &n.to_string(), "negative"));
+            }
+        }
+        for (field, vr, value) in [("instance.content_date", VR::DA, &self.content_date), ("instance.content_time", VR::TM, &self.content_time)] {
+            if value.is_empty() {
+                return Err(WriteError::Empty { field: field.into() });
+            }
+            check_text(field, vr, value)?;
+        }
+        Ok(())
+    }
+}
+
+/// A decimal string of at most 16 characters (the DS limit), as precise as that allows.
+pub fn ds(value: f64) -> String {
+    let value = if value == 0.0 { 0.0 } else { value }; // no "-0"
+    for decimals in (0..=6).rev() {
+        let text = format!("{value:.decimals$}");
+        let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+        let text = if text == "-0" { "0".to_string() } else { text };
+        if text.len() <= 16 {
+            return text;
+        }
+    }
+    format!("{value:.6e}")
+}
+
+pub(crate) fn put_ds(o: &mut InMemDicomObject, tag: Tag, values: &[f64]) {
+    let strings: dicom_core::value::C<String> = values.iter().map(|v| ds(*v)).collect();
+    o.put(DataElement::new(tag, VR::DS, PrimitiveValue::Strs(strings)));
+}
+
+pub(crate) fn put_us(o: &mut InMemDicomObject, tag: Tag, values: &[u16]) {
+    o.put(DataElement::new(tag, VR::US, PrimitiveValue::U16(values.iter().copied().collect())));
+}
+
+pub(crate) fn put_ul(o: &mut InMemDicomObject, tag: Tag, values: &[u32]) {
+    o.put(DataElement::new(tag, VR::UL, PrimitiveValue::U32(values.iter().copied().collect())));
+}
+
+pub(crate) fn put_tag(o: &mut InMemDicomObject, tag: Tag, value: Tag) {
+    o.put(DataElement::new(tag, VR::AT, PrimitiveValue::Tags(std::iter::once(value).collect())));
+}
+
+/// Puts a multi-valued code string (e.g. ImageType).
+pub(crate) fn put_codes(o: &mut InMemDicomObject, tag: Tag, values: &[&str]) {
+    let strings: dicom_core::value::C<String> = values.iter().map(|v| v.to_string()).collect();
+    o.put(DataElement::new(tag, VR::CS, PrimitiveValue::Strs(strings)));
+}
+
 /// Puts a text element; an empty value is written zero-length (type 2).
 pub(crate) fn put_text(o: &mut InMemDicomObject, tag: Tag, vr: VR, value: &str) {
     let value = if value.is_empty() { PrimitiveValue::Empty } else { PrimitiveValue::from(value) };
@@ -145,6 +283,21 @@ mod tests {
         assert!(valid_uid("2.25.0"));
         for bad in ["", "1..2", "1.02", "1.2.", "1.2a", &"1.".repeat(33)] {
             assert!(!valid_uid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn decimal_strings_fit_16_characters() {
+        assert_eq!(ds(0.5), "0.5");
+        assert_eq!(ds(-0.0), "0");
+        assert_eq!(ds(-1e-9), "0");
+        assert_eq!(ds(12.0), "12");
+        assert_eq!(ds(-123.456789123), "-123.456789");
+        assert_eq!(ds(-123456789.123456), "-123456789.12346");
+        for v in [1e20, -1e-20, 1234567890123456.7, std::f64::consts::PI * 1e9] {
+            let text = ds(v);
+            assert!(text.len() <= 16, "{v}: {text}");
+            assert!((text.parse::<f64>().unwrap() - v).abs() <= v.abs() * 1e-6 + 1e-6, "{v}: {text}");
         }
     }
 

@@ -2,6 +2,8 @@
 //! that says so loudly when it is absent.
 #![allow(dead_code)]
 
+pub mod findings;
+
 use std::path::PathBuf;
 
 /// ../shared/data relative to the project root, or None (with a notice) when absent.

@@ -1,5 +1,6 @@
 //! `pulmo analyze DIR --out OUTDIR`: the whole pipeline on one CT series from files, with a
-//! progress bar; writes findings.json and one surface mesh per nodule, prints a summary.
+//! progress bar; writes findings.json, one surface mesh per nodule and the DICOM SEG, prints a
+//! summary.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -9,13 +10,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::{Analysis, Progress, Stage};
-use pulmo_findings::StageTime;
+use pulmo_dicom::write::{Equipment, NewInstance, NoduleSegmentation, StudyContext, SEG_SERIES_NUMBER};
+use pulmo_findings::{StageTime, StudyFindings};
+use pulmo_store::Timestamp;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// A folder of DICOM files (searched recursively) or one file, holding one CT series.
     input: PathBuf,
-    /// Where findings.json and the nodule meshes go (created if missing).
+    /// Where findings.json, the nodule meshes and seg.dcm go (created if missing).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -44,6 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     analysis.findings.processing.stages.insert(0, StageTime { stage: "load".into(), seconds: loading });
     write_outputs(&mut analysis, &args.out, args.mesh_format)?;
+    write_segmentation(&analysis.findings, &StudyContext::from(&ct.patient_study), &args.out)?;
     print!("{}", pulmo_findings::summary(&analysis.findings));
     println!("written to {}", args.out.display());
     Ok(())
@@ -65,6 +69,30 @@ fn show(bar: &ProgressBar, p: Progress) {
         Stage::Measurement => bar.set_message(format!("measurement ({} of {} detections)", p.done, p.total)),
         stage => bar.set_message(stage.name()),
     }
+}
+
+/// The DICOM SEG of the nodules (none without nodules: a SEG needs a segment), as `seg.dcm`.
+fn write_segmentation(findings: &StudyFindings, study: &StudyContext, out: &Path) -> Result<()> {
+    if findings.nodules.is_empty() {
+        return Ok(());
+    }
+    let (date, time) = Timestamp::now().dicom_date_time();
+    let instance = NewInstance::derived(&output_seed(findings, "seg"), SEG_SERIES_NUMBER, &date, &time);
+    let equipment = Equipment::pulmo(&host_name());
+    let seg = NoduleSegmentation { findings, study, instance: &instance, equipment: &equipment };
+    let bytes = seg.to_part10().context("building the DICOM SEG")?;
+    let path = out.join("seg.dcm");
+    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Same series, algorithm and models, same UIDs: sending the objects again replaces them.
+fn output_seed(findings: &StudyFindings, object: &str) -> String {
+    let models: Vec<&str> = findings.algorithm.models.iter().map(|m| m.sha256.get(..12).unwrap_or(&m.sha256)).collect();
+    format!("{}/{}-{}/{}/{object}", findings.source.series_uid, findings.algorithm.name, findings.algorithm.version, models.join("+"))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
 }
 
 /// Meshes first, so that findings.json names only files that exist.

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pulmo_analysis::{Pipeline, Progress, Stage};
-use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, StudyContext, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
+use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
+use pulmo_dicom::write::{StudyContext, RECEIPT_SERIES_NUMBER};
 use pulmo_dicom::{DicomFile, InstanceHeader, CT_SOP_CLASSES};
 use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
 use tokio::sync::watch;
@@ -140,15 +141,13 @@ fn receipt(store: &Store, job: &Job, instances: &[InstanceRecord], destinations:
 }
 
 fn receipt_document(job: &Job, header: &InstanceHeader, images: &[&InstanceRecord]) -> Result<KeyObjectSelection, String> {
-    let now = Timestamp::now().to_string(); // "YYYY-MM-DD HH:MM:SSZ"
-    let date = now[..10].replace('-', "");
-    let time = now[11..19].replace(':', "");
+    let (date, time) = Timestamp::now().dicom_date_time();
     Ok(KeyObjectSelection {
         study: StudyContext::from(&header.patient_study),
         // Same study version, same UIDs: a rerun replaces its receipt instead of adding one.
         series_uid: derived_uid(job, "receipt-series"),
         sop_instance_uid: derived_uid(job, "receipt-instance"),
-        series_number: 9001,
+        series_number: RECEIPT_SERIES_NUMBER,
         instance_number: 1,
         content_datetime: (date, time),
         title: DocumentTitle::OfInterest,
