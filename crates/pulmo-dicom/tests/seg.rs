@@ -64,7 +64,7 @@ fn highdicom_decodes_exactly_the_findings_regions_on_the_source_slices() {
     let Some(w) = write() else { return };
     let out = common::run_python(
         include_str!("seg_check.py"),
-        &[w.seg.to_str().unwrap(), w.findings_json.to_str().unwrap(), w.ct_dir.to_str().unwrap()],
+        &[w.seg.to_str().unwrap(), w.ct_dir.to_str().unwrap(), "--findings", w.findings_json.to_str().unwrap()],
     );
     println!("{out}");
     let segments: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -8,6 +8,7 @@ mod config;
 mod eval;
 mod logging;
 mod node;
+mod outputs;
 
 use clap::{Parser, Subcommand};
 

@@ -201,7 +201,11 @@ fn check_segmentation(out: &std::path::Path, study: &std::path::Path) {
     let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
     let check = Command::new(python)
         .args(["-c", include_str!("../../pulmo-dicom/tests/seg_check.py")])
-        .args([&seg, &out.join("findings.json"), study, &study.join("truth.json")])
+        .args([&seg, study])
+        .arg("--findings")
+        .arg(out.join("findings.json"))
+        .arg("--truth")
+        .arg(study.join("truth.json"))
         .output()
         .expect("the project virtualenv (.venv) exists: run scripts/setup");
     let text = String::from_utf8_lossy(&check.stdout);

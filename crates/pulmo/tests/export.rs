@@ -4,31 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn destination(name: &str, ae: &str, port: u16) -> String {
-    format!(
-        "[export]\ncalling_ae = \"PULMO\"\nbackoff_base_seconds = 0.2\nbackoff_cap_seconds = 1\nmax_attempts = 50\n\n\
-         [[destinations]]\nname = \"{name}\"\nae_title = \"{ae}\"\nhost = \"127.0.0.1\"\nport = {port}\n"
-    )
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn exports_are_retried_until_a_late_destination_accepts_them() {
@@ -109,60 +88,6 @@ fn count_all_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
 
-/// Orthanc with a temporary storage, pulmo registered as a modality.
-struct Orthanc {
-    _dir: tempfile::TempDir,
-    http: u16,
-    _child: Killed,
-}
-
-impl Orthanc {
-    fn start(dicom_port: u16, pulmo_port: u16) -> Option<Orthanc> {
-        let Ok(_) = Command::new("Orthanc").arg("--version").output() else {
-            eprintln!("SKIPPED: Orthanc is not installed (scripts/setup installs it)");
-            return None;
-        };
-        let dir = tempfile::TempDir::new().unwrap();
-        let http = free_port();
-        let config = serde_json::json!({
-            "Name": "pulmo-test-pacs",
-            "StorageDirectory": dir.path().join("db"),
-            "IndexDirectory": dir.path().join("db"),
-            "DicomAet": "ORTHANC",
-            "DicomPort": dicom_port,
-            "HttpPort": http,
-            "RemoteAccessAllowed": false,
-            "AuthenticationEnabled": false,
-            "DicomModalities": { "pulmo": ["PULMO", "127.0.0.1", pulmo_port] },
-            "DicomAlwaysAllowStore": true,
-            "Plugins": [],
-        });
-        let path = dir.path().join("orthanc.json");
-        std::fs::write(&path, config.to_string()).unwrap();
-        let child = Command::new("Orthanc").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let orthanc = Orthanc { _dir: dir, http, _child: Killed(child) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while orthanc.get("/system").is_none() {
-            assert!(Instant::now() < deadline, "Orthanc did not start");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Some(orthanc)
-    }
-
-    fn curl(&self, args: &[&str]) -> Option<Value> {
-        let out = Command::new("curl").args(["-sf"]).args(args).output().ok()?;
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        self.curl(&[&format!("http://127.0.0.1:{}{path}", self.http)])
-    }
-
-    fn post(&self, path: &str, body: &str) -> Option<Value> {
-        self.curl(&["-X", "POST", "--data-binary", body, &format!("http://127.0.0.1:{}{path}", self.http)])
-    }
-}
-
 #[test]
 fn orthanc_pushes_a_study_and_gets_the_result_back_in_the_same_study() {
     let Some(series) = shared("ct/lung-pet-ct-dx-a0002/b40f") else { return };
@@ -170,26 +95,13 @@ fn orthanc_pushes_a_study_and_gets_the_result_back_in_the_same_study() {
     let mut node = Node::with_config(1.0, &destination("pacs", "ORTHANC", orthanc_dicom));
     let Some(pacs) = Orthanc::start(orthanc_dicom, node.port) else { return };
     node.start();
-    for file in std::fs::read_dir(&series).unwrap() {
-        let file = file.unwrap().path();
-        let uploaded = pacs.curl(&["-X", "POST", "--data-binary", &format!("@{}", file.display()), &format!("http://127.0.0.1:{}/instances", pacs.http)]);
-        assert!(uploaded.is_some(), "upload of {} to Orthanc failed", file.display());
-    }
+    pacs.upload_folder(&series);
     let studies = pacs.get("/studies").unwrap();
     let study = studies[0].as_str().unwrap().to_string();
     let push = pacs.post("/modalities/pulmo/store", &format!("{{\"Resources\":[\"{study}\"],\"Synchronous\":true}}"));
     assert!(push.is_some(), "Orthanc could not push the study to pulmo: {}", node.log());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let modalities = loop {
-        let series = pacs.get(&format!("/studies/{study}/series")).unwrap();
-        let modalities: Vec<String> =
-            series.as_array().unwrap().iter().map(|s| s["MainDicomTags"]["Modality"].as_str().unwrap_or("").to_string()).collect();
-        if modalities.len() >= 2 || Instant::now() > deadline {
-            break modalities;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert!(modalities.contains(&"KO".to_string()) && modalities.contains(&"CT".to_string()), "{modalities:?}\n{}", node.log());
+    let series = pacs.series_by_modality(&study, &["CT", "KO"], Duration::from_secs(60));
+    assert!(series.iter().any(|(m, _)| m == "KO") && series.iter().any(|(m, _)| m == "CT"), "{series:?}\n{}", node.log());
     assert_eq!(pacs.get("/studies").unwrap().as_array().unwrap().len(), 1, "the result must join the same study");
     node.signal("-TERM");
 }

@@ -10,9 +10,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::{Analysis, Progress, Stage};
-use pulmo_dicom::write::{Equipment, NewInstance, NoduleSegmentation, StudyContext, SEG_SERIES_NUMBER};
+use pulmo_dicom::write::StudyContext;
 use pulmo_findings::{StageTime, StudyFindings};
-use pulmo_store::Timestamp;
+
+use crate::outputs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -71,28 +72,14 @@ fn show(bar: &ProgressBar, p: Progress) {
     }
 }
 
-/// The DICOM SEG of the nodules (none without nodules: a SEG needs a segment), as `seg.dcm`.
+/// The DICOM SEG of the nodules as `seg.dcm` (none without nodules). Same series, algorithm
+/// and models, same UIDs: sending the file again replaces it in a PACS.
 fn write_segmentation(findings: &StudyFindings, study: &StudyContext, out: &Path) -> Result<()> {
-    if findings.nodules.is_empty() {
-        return Ok(());
-    }
-    let (date, time) = Timestamp::now().dicom_date_time();
-    let instance = NewInstance::derived(&output_seed(findings, "seg"), SEG_SERIES_NUMBER, &date, &time);
-    let equipment = Equipment::pulmo(&host_name());
-    let seg = NoduleSegmentation { findings, study, instance: &instance, equipment: &equipment };
-    let bytes = seg.to_part10().context("building the DICOM SEG")?;
-    let path = out.join("seg.dcm");
-    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Same series, algorithm and models, same UIDs: sending the objects again replaces them.
-fn output_seed(findings: &StudyFindings, object: &str) -> String {
     let models: Vec<&str> = findings.algorithm.models.iter().map(|m| m.sha256.get(..12).unwrap_or(&m.sha256)).collect();
-    format!("{}/{}-{}/{}/{object}", findings.source.series_uid, findings.algorithm.name, findings.algorithm.version, models.join("+"))
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
+    let seed = format!("{}/{}-{}/{}", findings.source.series_uid, findings.algorithm.name, findings.algorithm.version, models.join("+"));
+    let Some(seg) = outputs::segmentation(findings, study, &seed).context("building the DICOM SEG")? else { return Ok(()) };
+    let path = out.join("seg.dcm");
+    std::fs::write(&path, seg.bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Meshes first, so that findings.json names only files that exist.

@@ -1,6 +1,7 @@
 //! The job workers: each takes queued jobs (one complete study version each) and runs the
-//! profile of the AE title the study was sent to: the nodule analysis (findings into the store),
-//! the receipt (a Key Object Selection "received by pulmo" queued to every destination), or none.
+//! profile of the AE title the study was sent to: the nodule analysis (findings into the store,
+//! their SEG queued to every destination), the receipt (a Key Object Selection "received by
+//! pulmo" queued to every destination), or none.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use pulmo_analysis::{Pipeline, Progress, Stage};
 use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
+use pulmo_dicom::write::seg::SEGMENTATION_STORAGE;
 use pulmo_dicom::write::{StudyContext, RECEIPT_SERIES_NUMBER};
 use pulmo_dicom::{DicomFile, InstanceHeader, CT_SOP_CLASSES};
 use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
@@ -18,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::blocking;
 use crate::config::Profile;
+use crate::outputs::{self, OutputObject};
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -72,7 +75,7 @@ fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&M
         Profile::Receipt => receipt(store, job, &instances, &settings.destinations),
         Profile::Analyze => {
             let pipeline = pipeline.ok_or("the analyze profile has no models loaded")?;
-            let analysed = analyze(store, job, &instances, pipeline)?;
+            let analysed = analyze(store, job, &instances, pipeline, &settings.destinations)?;
             let receipt = receipt(store, job, &instances, &settings.destinations)?;
             Ok(format!("{analysed}; {receipt}"))
         }
@@ -80,8 +83,9 @@ fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&M
 }
 
 /// Analyses the study's CT series (the one with the most slices, as received up to this
-/// version) and stores the findings; a panic in the analysis fails the job, not the worker.
-fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mutex<Pipeline>) -> Result<String, String> {
+/// version), stores the findings and sends their SEG to every destination; a panic in the
+/// analysis fails the job, not the worker.
+fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mutex<Pipeline>, destinations: &[String]) -> Result<String, String> {
     let paths: Vec<PathBuf> = instances
         .iter()
         .filter(|i| i.study_version <= job.study_version && CT_SOP_CLASSES.contains(&i.sop_class_uid.as_str()))
@@ -89,6 +93,11 @@ fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mu
         .collect();
     if paths.is_empty() {
         return Ok("no CT images: nothing to analyse".into());
+    }
+    // Only new CT makes new findings: a version that brought e.g. our own SEG back is done.
+    let new_ct = instances.iter().any(|i| i.study_version == job.study_version && CT_SOP_CLASSES.contains(&i.sop_class_uid.as_str()));
+    if !new_ct {
+        return Ok("no new CT images in this version: nothing to analyse".into());
     }
     let ct = pulmo_dicom::load_ct_series(&paths).map_err(|e| format!("loading the CT series: {e}"))?;
     let pipeline = pipeline.lock().unwrap_or_else(PoisonError::into_inner);
@@ -99,7 +108,40 @@ fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mu
         .map_err(|e| format!("analysing series {}: {e}", ct.series_uid))?;
     let f = &analysis.findings;
     store.put_findings(&job.study_uid, job.study_version, f, Timestamp::now()).map_err(|e| e.to_string())?;
-    Ok(format!("series {} of {} slices: {} nodule(s), Lung-RADS {}", ct.series_uid, f.source.dims[0], f.nodules.len(), f.exam.lung_rads.code()))
+    let seed = format!("{}/{}", job.study_uid, job.study_version);
+    let seg = outputs::segmentation(f, &StudyContext::from(&ct.patient_study), &seed).map_err(|e| format!("writing the SEG: {e}"))?;
+    if let Some(seg) = &seg {
+        send(store, job, seg, destinations)?;
+    }
+    let sent = if seg.is_some() { ", SEG queued" } else { "" };
+    Ok(format!(
+        "series {} of {} slices: {} nodule(s), Lung-RADS {}{sent}",
+        ct.series_uid,
+        f.source.dims[0],
+        f.nodules.len(),
+        f.exam.lung_rads.code()
+    ))
+}
+
+/// Objects of the kinds pulmo itself sends (a PACS may route them back to it).
+fn is_own_output(instance: &InstanceRecord) -> bool {
+    [KOS_SOP_CLASS, SEGMENTATION_STORAGE].contains(&instance.sop_class_uid.as_str())
+}
+
+/// Writes an object into the spool, in its study, and queues it to every destination.
+fn send(store: &Store, job: &Job, object: &OutputObject, destinations: &[String]) -> Result<(), String> {
+    let uid = |s: &str| Uid::parse(s).map_err(|e| e.to_string());
+    let path = SpoolPath::instance(&job.study_uid, &uid(&object.series_uid)?, &uid(&object.sop_instance_uid)?);
+    store.spool().write_atomically(&path, &[&object.bytes]).map_err(|e| e.to_string())?;
+    let export = ExportObject {
+        sop_instance_uid: uid(&object.sop_instance_uid)?,
+        sop_class_uid: uid(object.sop_class_uid)?,
+        path: store.spool().absolute(&path),
+    };
+    for d in destinations {
+        store.queue_exports(&job.study_uid, d, std::slice::from_ref(&export), Timestamp::now()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// A log line when a stage starts, and per measured detection at debug level.
@@ -115,28 +157,23 @@ fn log_progress(job: &Job, current: &mut Option<Stage>, p: Progress) {
 /// Writes the receipt KOS of this study version into the spool and queues it for export.
 fn receipt(store: &Store, job: &Job, instances: &[InstanceRecord], destinations: &[String]) -> Result<String, String> {
     // A study that only got pulmo's own kind of object back (e.g. the PACS forwarding our
-    // receipt) needs no new receipt: that would loop.
-    let new_images = instances.iter().any(|i| i.study_version == job.study_version && i.sop_class_uid.as_str() != KOS_SOP_CLASS);
+    // receipt or SEG) needs no new receipt: that would loop.
+    let new_images = instances.iter().any(|i| i.study_version == job.study_version && !is_own_output(i));
     if !new_images {
         return Ok("nothing new to acknowledge".into());
     }
-    let images: Vec<&InstanceRecord> = instances.iter().filter(|i| i.sop_class_uid.as_str() != KOS_SOP_CLASS).collect();
+    let images: Vec<&InstanceRecord> = instances.iter().filter(|i| !is_own_output(i)).collect();
     let first = store.spool().absolute(&images[0].path);
     let file = DicomFile::open(&first).map_err(|e| e.to_string())?;
     let header = InstanceHeader::read(&file).map_err(|e| e.to_string())?;
     let kos = receipt_document(job, &header, &images)?;
-    let bytes = kos.to_part10().map_err(|e| e.to_string())?;
-    let uid = |s: &str| Uid::parse(s).map_err(|e| e.to_string());
-    let path = SpoolPath::instance(&job.study_uid, &uid(&kos.series_uid)?, &uid(&kos.sop_instance_uid)?);
-    store.spool().write_atomically(&path, &[&bytes]).map_err(|e| e.to_string())?;
-    let object = ExportObject {
-        sop_instance_uid: uid(&kos.sop_instance_uid)?,
-        sop_class_uid: uid(KOS_SOP_CLASS)?,
-        path: store.spool().absolute(&path),
+    let object = OutputObject {
+        sop_class_uid: KOS_SOP_CLASS,
+        bytes: kos.to_part10().map_err(|e| e.to_string())?,
+        series_uid: kos.series_uid,
+        sop_instance_uid: kos.sop_instance_uid,
     };
-    for d in destinations {
-        store.queue_exports(&job.study_uid, d, std::slice::from_ref(&object), Timestamp::now()).map_err(|e| e.to_string())?;
-    }
+    send(store, job, &object, destinations)?;
     Ok(format!("receipt written for {} instance(s), queued to {} destination(s)", images.len(), destinations.len()))
 }
 

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -153,3 +153,113 @@ pub fn count_files(dir: &Path) -> usize {
     walk(dir, &mut n);
     n
 }
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn destination(name: &str, ae: &str, port: u16) -> String {
+    format!(
+        "[export]\ncalling_ae = \"PULMO\"\nbackoff_base_seconds = 0.2\nbackoff_cap_seconds = 1\nmax_attempts = 50\n\n\
+         [[destinations]]\nname = \"{name}\"\nae_title = \"{ae}\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+    )
+}
+
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Orthanc with a temporary storage, pulmo registered as a modality.
+pub struct Orthanc {
+    _dir: tempfile::TempDir,
+    pub http: u16,
+    _child: Killed,
+}
+
+impl Orthanc {
+    pub fn start(dicom_port: u16, pulmo_port: u16) -> Option<Orthanc> {
+        let Ok(_) = Command::new("Orthanc").arg("--version").output() else {
+            eprintln!("SKIPPED: Orthanc is not installed (scripts/setup installs it)");
+            return None;
+        };
+        let dir = tempfile::TempDir::new().unwrap();
+        let http = free_port();
+        let config = serde_json::json!({
+            "Name": "pulmo-test-pacs",
+            "StorageDirectory": dir.path().join("db"),
+            "IndexDirectory": dir.path().join("db"),
+            "DicomAet": "ORTHANC",
+            "DicomPort": dicom_port,
+            "HttpPort": http,
+            "RemoteAccessAllowed": false,
+            "AuthenticationEnabled": false,
+            "DicomModalities": { "pulmo": ["PULMO", "127.0.0.1", pulmo_port] },
+            "DicomAlwaysAllowStore": true,
+            "Plugins": [],
+        });
+        let path = dir.path().join("orthanc.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let child = Command::new("Orthanc").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let orthanc = Orthanc { _dir: dir, http, _child: Killed(child) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while orthanc.get("/system").is_none() {
+            assert!(Instant::now() < deadline, "Orthanc did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(orthanc)
+    }
+
+    pub fn curl(&self, args: &[&str]) -> Option<Value> {
+        let out = Command::new("curl").args(["-sf"]).args(args).output().ok()?;
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.curl(&[&format!("http://127.0.0.1:{}{path}", self.http)])
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Option<Value> {
+        self.curl(&["-X", "POST", "--data-binary", body, &format!("http://127.0.0.1:{}{path}", self.http)])
+    }
+
+    /// Uploads every file of `dir` (REST, as a modality would store them); panics on a refusal.
+    pub fn upload_folder(&self, dir: &Path) {
+        for file in std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "dcm")) {
+            let url = format!("http://127.0.0.1:{}/instances", self.http);
+            let uploaded = self.curl(&["-X", "POST", "--data-binary", &format!("@{}", file.display()), &url]);
+            assert!(uploaded.is_some(), "upload of {} to Orthanc failed", file.display());
+        }
+    }
+
+    /// Saves a resource's raw bytes (e.g. `/instances/ID/file`) to `to`.
+    pub fn download(&self, path: &str, to: &Path) {
+        let url = format!("http://127.0.0.1:{}{path}", self.http);
+        let out = Command::new("curl").args(["-sf", "-o"]).arg(to).arg(&url).output().unwrap();
+        assert!(out.status.success(), "GET {url} failed");
+    }
+
+    /// (modality, Orthanc ID) of a study's series, waiting up to `limit` for every modality
+    /// of `want` to be there.
+    pub fn series_by_modality(&self, study: &str, want: &[&str], limit: Duration) -> Vec<(String, String)> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let series = self.get(&format!("/studies/{study}/series")).unwrap_or_default();
+            let found: Vec<(String, String)> = series
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| (s["MainDicomTags"]["Modality"].as_str().unwrap_or("").to_string(), s["ID"].as_str().unwrap_or("").to_string()))
+                .collect();
+            if want.iter().all(|m| found.iter().any(|(f, _)| f == m)) || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
