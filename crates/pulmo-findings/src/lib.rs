@@ -10,13 +10,13 @@ mod patient;
 mod study;
 mod summary;
 
-pub use nodule::{HuStats, Measurements, NoduleFinding, Risk, SolidCore};
+pub use nodule::{nodule_colour, HuStats, Measurements, NoduleFinding, Risk, SolidCore};
 pub use patient::PatientFacts;
 pub use study::{
     Algorithm, ExamAssessment, FleischnerAdvice, LungExtent, LungSummary, ModelRef, Processing, SourceSeries, SourceSlice,
     StageTime, StudyFindings, SCHEMA_VERSION,
 };
-pub use summary::summary;
+pub use summary::{nodule_table, summary};
 pub use zone::{Level, Side, Zone};
 
 mod zone {

@@ -4,7 +4,7 @@
 use pulmo_clinical::density::Density;
 use pulmo_clinical::lung_rads::Assessment;
 use pulmo_clinical::risk::{BrockInputs, MayoInputs, RiskEstimate};
-use pulmo_volume::{BoxRegion, Vec3};
+use pulmo_volume::{BoxRegion, Geometry, Vec3};
 use serde::{Deserialize, Serialize};
 
 use crate::zone::Zone;
@@ -31,6 +31,23 @@ pub struct NoduleFinding {
     /// the DICOM SEG shows. Partial volume makes `measurements.volume_mm3` differ from its
     /// voxel count times the voxel volume.
     pub region: BoxRegion,
+}
+
+impl NoduleFinding {
+    /// The slice of the analysed grid the Lung-RADS axes were measured on (the long axis's
+    /// mid-point), kept inside a grid of `slices` slices: the image a reader is sent to.
+    pub fn key_slice(&self, geometry: &Geometry, slices: usize) -> usize {
+        let [a, b] = self.measurements.long_axis_lps_mm.map(|p| geometry.lps_to_index(p)[0]);
+        (((a + b) / 2.0).round().max(0.0) as usize).min(slices.saturating_sub(1))
+    }
+}
+
+/// The colour every picture of nodule `id` draws it in (its SEG segment's display colour, its
+/// outline on the summary page), sRGB: eight colours that stand out on grey CT, repeating.
+pub fn nodule_colour(id: u32) -> [u8; 3] {
+    const PALETTE: [[u8; 3]; 8] =
+        [[255, 128, 0], [0, 200, 255], [255, 0, 200], [120, 230, 0], [255, 230, 0], [160, 100, 255], [255, 60, 60], [0, 220, 170]];
+    PALETTE[id.saturating_sub(1) as usize % PALETTE.len()]
 }
 
 /// A malignancy estimate with the inputs it was computed from.

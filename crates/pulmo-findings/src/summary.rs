@@ -21,15 +21,25 @@ pub fn summary(f: &StudyFindings) -> String {
         if f.lungs.emphysema { " (emphysema)" } else { "" }
     );
     let _ = writeln!(out, "nodules: {}", f.nodules.len());
-    if !f.nodules.is_empty() {
-        let _ = writeln!(out, "  #  zone          type         long x short mm  mean mm  volume mm3  Lung-RADS  Brock");
+    for line in nodule_table(f) {
+        let _ = writeln!(out, "{line}");
     }
+    let _ = writeln!(out, "exam: Lung-RADS {}: {}", f.exam.lung_rads.code(), f.exam.management);
+    out
+}
+
+/// The nodules as a table: a header line, then one line per nodule (none without nodules).
+/// The CLI prints it and the summary page draws it.
+pub fn nodule_table(f: &StudyFindings) -> Vec<String> {
+    if f.nodules.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec!["  #  zone          type         long x short mm  mean mm  volume mm3  Lung-RADS  Brock".to_string()];
     for n in &f.nodules {
         let m = &n.measurements;
         let zone = n.zone.map_or("outside lungs".to_string(), |z| z.to_string());
         let brock = n.brock.as_ref().map_or("-".to_string(), |r| format!("{:.1}%", 100.0 * r.estimate.probability));
-        let _ = writeln!(
-            out,
+        lines.push(format!(
             "{:>3}  {zone:<13} {:<12} {:>6.1} x {:<6.1}  {:>7.1}  {:>10.0}  {:<9}  {brock}",
             n.id,
             m.density.label(),
@@ -38,8 +48,7 @@ pub fn summary(f: &StudyFindings) -> String {
             m.mean_diameter_mm,
             m.volume_mm3,
             n.lung_rads.category.code()
-        );
+        ));
     }
-    let _ = writeln!(out, "exam: Lung-RADS {}: {}", f.exam.lung_rads.code(), f.exam.management);
-    out
+    lines
 }

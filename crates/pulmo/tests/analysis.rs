@@ -20,9 +20,10 @@ fn shipped_models() -> std::path::PathBuf {
 
 /// Orthanc, as the hospital PACS, pushes a phantom study to pulmo's analyze title; pulmo finds
 /// the nodules, keeps the findings, logs its stages without patient identity, and Orthanc ends
-/// up holding pulmo's SEG (and receipt) in the same study, the SEG over the true nodules.
+/// up holding pulmo's SEG, SR, summary page, key images and receipt in the same study, the SEG
+/// over the true nodules.
 #[test]
-fn orthanc_pushes_a_study_and_gets_the_nodules_seg_back() {
+fn orthanc_pushes_a_study_and_gets_the_results_back() {
     let dir = tempfile::tempdir().unwrap();
     let study = dir.path().join("study");
     let phantom = ["phantom", "--seed", "23", "--rows", "300", "--pixel-spacing", "1.1", "--slice-spacing", "2.5", "--nodules", "4"];
@@ -47,7 +48,11 @@ fn orthanc_pushes_a_study_and_gets_the_nodules_seg_back() {
     assert!(findings["nodules"].as_u64().unwrap() as usize >= visible.max(1), "{status:#}");
     assert_ne!(findings["lung_rads"], "1", "{status:#}");
 
-    let series = pacs.series_by_modality(&orthanc_study, &["SEG", "KO"], Duration::from_secs(60));
+    let series = pacs.series_by_modality(&orthanc_study, &["SEG", "SR", "OT", "KO", "KO"], Duration::from_secs(60));
+    let mut modalities: Vec<&str> = series.iter().map(|(m, _)| m.as_str()).collect();
+    modalities.sort_unstable();
+    // The receipt and the key images are both KOS.
+    assert_eq!(modalities, ["CT", "KO", "KO", "OT", "SEG", "SR"], "{series:?}\n{}", node.log());
     assert_eq!(pacs.get("/studies").unwrap().as_array().unwrap().len(), 1, "the results must join the same study");
     let seg_series = series.iter().find(|(m, _)| m == "SEG").unwrap_or_else(|| panic!("no SEG in Orthanc: {series:?}\n{}", node.log()));
     let instances = pacs.get(&format!("/series/{}/instances", seg_series.1)).unwrap();

@@ -154,7 +154,7 @@ fn models_lists_and_checks_manifests() {
 }
 
 #[test]
-fn analyze_writes_findings_meshes_and_seg_and_names_a_missing_model() {
+fn analyze_writes_findings_meshes_and_dicom_objects_and_names_a_missing_model() {
     let dir = tempfile::tempdir().unwrap();
     let study = dir.path().join("study");
     let out = dir.path().join("out");
@@ -182,6 +182,8 @@ fn analyze_writes_findings_meshes_and_seg_and_names_a_missing_model() {
         assert!(near, "truth nodule {} ({:?}, {:.1} mm) not reported:\n{text}", t.id, t.kind, t.mean_diameter_mm);
     }
     check_segmentation(&out, &study);
+    check_report(&out, &study, &findings);
+    check_summary_page(&out, &findings);
     // Without the model there is no silent fallback: the error names the manifest.
     let failed = pulmo(&[&args[..], &["--models", dir.path().to_str().unwrap()]].concat());
     assert!(!failed.status.success());
@@ -215,5 +217,63 @@ fn check_segmentation(out: &std::path::Path, study: &std::path::Path) {
         let segment: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(segment["truth_centre_inside"], true, "{segment}");
         assert!(segment["centroid_offset_mm"].as_f64().unwrap() <= 1.5, "{segment}");
+    }
+}
+
+/// The summary page passes dciodvfy, is an RGB Secondary Capture flagged as burned in, and
+/// shows each nodule's outline in its colour.
+fn check_summary_page(out: &std::path::Path, findings: &pulmo_findings::StudyFindings) {
+    let page = out.join("summary.dcm");
+    let report = Command::new("dciodvfy").arg(&page).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
+    let report = String::from_utf8_lossy(&report.stderr);
+    assert!(!report.lines().any(|l| l.starts_with("Error")), "dciodvfy errors:\n{report}");
+    let colours: Vec<String> = findings.nodules.iter().map(|n| format!("{:?}", pulmo_findings::nodule_colour(n.id))).collect();
+    let script = r#"
+import sys, json, pydicom, numpy as np
+ds = pydicom.dcmread(sys.argv[1])
+pixels = ds.pixel_array.reshape(-1, 3)
+counts = [int(np.all(pixels == np.array(json.loads(c)), axis=1).sum()) for c in sys.argv[2:]]
+print(ds.SOPClassUID, ds.PhotometricInterpretation, ds.BurnedInAnnotation, ds.Modality, json.dumps(counts))
+"#;
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let run = Command::new(python).args(["-c", script]).arg(&page).args(&colours).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = String::from_utf8_lossy(&run.stdout);
+    println!("summary page: {text}");
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields[..4], ["1.2.840.10008.5.1.4.1.1.7", "RGB", "YES", "OT"], "{text}");
+    let counts: Vec<u64> = serde_json::from_str(&text[text.find('[').unwrap()..]).unwrap();
+    // An outline of a nodule of 5 mm or more on a crop of 320 pixels has well over 50 pixels.
+    assert!(counts.iter().all(|&c| c >= 50), "nodule outlines missing from the page: {counts:?}");
+}
+
+/// The SR and the key-image KOS pass dciodvfy; highdicom finds in the SR each nodule's groups
+/// with the findings' values, pointing at the SEG; the KOS references the SEG, the SR and the
+/// summary page.
+fn check_report(out: &std::path::Path, study: &std::path::Path, findings: &pulmo_findings::StudyFindings) {
+    for name in ["sr.dcm", "key-images.dcm"] {
+        let report = Command::new("dciodvfy").arg(out.join(name)).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
+        let report = String::from_utf8_lossy(&report.stderr);
+        assert!(!report.lines().any(|l| l.starts_with("Error")), "dciodvfy errors in {name}:\n{report}");
+    }
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let check = Command::new(&python)
+        .args(["-c", include_str!("../../pulmo-dicom/tests/sr_check.py")])
+        .args([out.join("sr.dcm"), out.join("seg.dcm"), out.join("findings.json"), study.to_path_buf()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    println!("{text}");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(text.lines().count(), findings.nodules.len() + 1, "one line per nodule and one for the exam");
+    let kos = r#"
+import sys, pydicom
+ds = pydicom.dcmread(sys.argv[1])
+print(" ".join(sorted({i.ReferencedSOPSequence[0].ReferencedSOPClassUID for i in ds.ContentSequence if "ReferencedSOPSequence" in i})))
+"#;
+    let classes = Command::new(&python).args(["-c", kos]).arg(out.join("key-images.dcm")).output().unwrap();
+    let classes = String::from_utf8_lossy(&classes.stdout);
+    for class in ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.7"] {
+        assert!(classes.split_whitespace().any(|c| c == class), "key images lack {class}: {classes}");
     }
 }

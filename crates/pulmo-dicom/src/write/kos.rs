@@ -123,7 +123,7 @@ impl KeyObjectSelection {
         put_text(&mut o, tags::INSTANCE_NUMBER, VR::IS, &self.instance_number.to_string());
         put_text(&mut o, tags::CONTENT_DATE, VR::DA, &self.content_datetime.0);
         put_text(&mut o, tags::CONTENT_TIME, VR::TM, &self.content_datetime.1);
-        put_sequence(&mut o, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, vec![self.evidence()]);
+        put_sequence(&mut o, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, vec![evidence(&self.study.study_uid, &self.references)]);
 
         // SR Document Content (TID 2010).
         self.put_content(&mut o);
@@ -215,32 +215,6 @@ impl KeyObjectSelection {
         self.study.is_ascii() && [self.description.as_deref().unwrap_or(""), &self.manufacturer, &self.software_version].iter().all(|v| v.is_ascii())
     }
 
-    /// One study item -> ReferencedSeriesSequence (series in first-seen order) ->
-    /// ReferencedSOPSequence.
-    fn evidence(&self) -> InMemDicomObject {
-        let mut series: Vec<(&str, Vec<InMemDicomObject>)> = Vec::new();
-        for r in &self.references {
-            let item = sop_reference(r);
-            match series.iter_mut().find(|(uid, _)| *uid == r.series_uid) {
-                Some((_, items)) => items.push(item),
-                None => series.push((&r.series_uid, vec![item])),
-            }
-        }
-        let series_items = series
-            .into_iter()
-            .map(|(uid, sops)| {
-                let mut item = InMemDicomObject::new_empty();
-                put_text(&mut item, tags::SERIES_INSTANCE_UID, VR::UI, uid);
-                put_sequence(&mut item, tags::REFERENCED_SOP_SEQUENCE, sops);
-                item
-            })
-            .collect();
-        let mut study = InMemDicomObject::new_empty();
-        put_text(&mut study, tags::STUDY_INSTANCE_UID, VR::UI, &self.study.study_uid);
-        put_sequence(&mut study, tags::REFERENCED_SERIES_SEQUENCE, series_items);
-        study
-    }
-
     /// Root CONTAINER titled by the document title (DCMR TID 2010, SEPARATE), holding the
     /// optional description and one IMAGE / WAVEFORM / COMPOSITE item per reference.
     fn put_content(&self, o: &mut InMemDicomObject) {
@@ -269,6 +243,32 @@ impl KeyObjectSelection {
     }
 }
 
+/// A Hierarchical SOP Instance Reference item (evidence): one study item ->
+/// ReferencedSeriesSequence (series in first-seen order) -> ReferencedSOPSequence.
+pub(crate) fn evidence(study_uid: &str, references: &[ReferencedInstance]) -> InMemDicomObject {
+    let mut series: Vec<(&str, Vec<InMemDicomObject>)> = Vec::new();
+    for r in references {
+        let item = sop_reference(r);
+        match series.iter_mut().find(|(uid, _)| *uid == r.series_uid) {
+            Some((_, items)) => items.push(item),
+            None => series.push((&r.series_uid, vec![item])),
+        }
+    }
+    let series_items = series
+        .into_iter()
+        .map(|(uid, sops)| {
+            let mut item = InMemDicomObject::new_empty();
+            put_text(&mut item, tags::SERIES_INSTANCE_UID, VR::UI, uid);
+            put_sequence(&mut item, tags::REFERENCED_SOP_SEQUENCE, sops);
+            item
+        })
+        .collect();
+    let mut study = InMemDicomObject::new_empty();
+    put_text(&mut study, tags::STUDY_INSTANCE_UID, VR::UI, study_uid);
+    put_sequence(&mut study, tags::REFERENCED_SERIES_SEQUENCE, series_items);
+    study
+}
+
 fn content_item(value_type: &str) -> InMemDicomObject {
     let mut item = InMemDicomObject::new_empty();
     put_text(&mut item, tags::RELATIONSHIP_TYPE, VR::CS, "CONTAINS");
@@ -276,7 +276,7 @@ fn content_item(value_type: &str) -> InMemDicomObject {
     item
 }
 
-fn sop_reference(r: &ReferencedInstance) -> InMemDicomObject {
+pub(crate) fn sop_reference(r: &ReferencedInstance) -> InMemDicomObject {
     let mut item = InMemDicomObject::new_empty();
     put_text(&mut item, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &r.sop_class_uid);
     put_text(&mut item, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &r.sop_instance_uid);

@@ -3,7 +3,9 @@
 //! at fault in a [`WriteError`].
 
 pub mod kos;
+pub mod sc;
 pub mod seg;
+pub mod sr;
 mod study;
 
 use dicom_core::value::DataSetSequence;
@@ -11,14 +13,20 @@ use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use pulmo_findings::{Side, SourceSeries, SourceSlice, StudyFindings};
 
 pub use kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance};
+pub use sc::{RgbImage, SecondaryCapture};
 pub use seg::NoduleSegmentation;
+pub use sr::{NoduleReport, SegmentationRef};
 pub use study::StudyContext;
 
 /// Series numbers of pulmo's objects in the viewer's series list, after the scanner's own.
 pub const RECEIPT_SERIES_NUMBER: i32 = 9001;
 pub const SEG_SERIES_NUMBER: i32 = 9002;
+pub const SR_SERIES_NUMBER: i32 = 9003;
+pub const SUMMARY_SERIES_NUMBER: i32 = 9004;
+pub const KEY_IMAGES_SERIES_NUMBER: i32 = 9005;
 
 /// Explicit VR Little Endian: the transfer syntax every writer here encodes in.
 pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
@@ -207,6 +215,37 @@ impl NewInstance {
     }
 }
 
+/// The checks every writer of a study's results makes: its own identity and equipment, the
+/// findings being about `study`, and the source series they point at.
+fn check_context(findings: &StudyFindings, study: &StudyContext, instance: &NewInstance, equipment: &Equipment) -> Result<(), WriteError> {
+    let source = &findings.source;
+    study.check()?;
+    instance.check(&study.study_uid)?;
+    equipment.check()?;
+    if study.study_uid != source.study_uid {
+        return Err(invalid("study.study_uid", &study.study_uid, format!("the findings are about study {}", source.study_uid)));
+    }
+    check_uid("findings.source.series_uid", &source.series_uid)
+}
+
+/// Every slice of the analysed grid has a source image to reference (a resampled grid has
+/// none), with valid UIDs.
+fn check_source_slices(source: &SourceSeries) -> Result<(), WriteError> {
+    let slices = source.dims[0];
+    if source.slices.len() != slices || slices == 0 {
+        return Err(invalid(
+            "findings.source.slices",
+            &source.slices.len().to_string(),
+            format!("the grid has {slices} slices; a resampled grid has no source image per slice to reference"),
+        ));
+    }
+    for (i, s) in source.slices.iter().enumerate() {
+        check_uid(format!("findings.source.slices[{i}].sop_class_uid"), &s.sop_class_uid)?;
+        check_uid(format!("findings.source.slices[{i}].sop_instance_uid"), &s.sop_instance_uid)?;
+    }
+    Ok(())
+}
+
 /// A decimal string of at most 16 characters (the DS limit), as precise as that allows.
 pub fn ds(value: f64) -> String {
     let value = if value == 0.0 { 0.0 } else { value }; // no "-0"
@@ -260,6 +299,32 @@ pub(crate) fn code_item(value: &str, scheme: &str, meaning: &str) -> InMemDicomO
     put_text(&mut item, tags::CODE_VALUE, VR::SH, value);
     put_text(&mut item, tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme);
     put_text(&mut item, tags::CODE_MEANING, VR::LO, meaning);
+    item
+}
+
+/// Lung (SCT), the anatomy pulmo's SEG segments and SR findings name.
+pub(crate) fn lung_code() -> InMemDicomObject {
+    code_item("39607008", "SCT", "Lung")
+}
+
+/// The laterality qualifier (SCT) of a side.
+pub(crate) fn laterality_code(side: Side) -> InMemDicomObject {
+    match side {
+        Side::Right => code_item("24028007", "SCT", "Right"),
+        Side::Left => code_item("7771000", "SCT", "Left"),
+    }
+}
+
+/// A reference to the source image of grid slice `z`: its SOP class and instance, and its frame
+/// when some instance of the series gives more than one slice (an enhanced, multi-frame CT).
+pub(crate) fn slice_reference(slices: &[SourceSlice], z: usize) -> InMemDicomObject {
+    let slice = &slices[z];
+    let mut item = InMemDicomObject::new_empty();
+    put_text(&mut item, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &slice.sop_class_uid);
+    put_text(&mut item, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &slice.sop_instance_uid);
+    if slices.iter().any(|s| s.frame > 1) {
+        put_text(&mut item, tags::REFERENCED_FRAME_NUMBER, VR::IS, &slice.frame.to_string());
+    }
     item
 }
 

@@ -11,12 +11,12 @@
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use pulmo_findings::{NoduleFinding, Side, SourceSlice, StudyFindings};
+use pulmo_findings::{nodule_colour, NoduleFinding, Side, StudyFindings};
 use pulmo_volume::vec3::{dot, scale};
 
 use super::{
-    check_uid, code_item, invalid, part10, put_codes, put_ds, put_sequence, put_tag, put_text, put_ul, put_us, Equipment, NewInstance,
-    StudyContext, WriteError,
+    check_context, check_source_slices, check_uid, code_item, invalid, laterality_code, lung_code, part10, put_codes, put_ds, put_sequence, put_tag, put_text, put_ul, put_us,
+    slice_reference, Equipment, NewInstance, StudyContext, WriteError,
 };
 
 pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
@@ -103,13 +103,7 @@ impl NoduleSegmentation<'_> {
 
     fn validate(&self) -> Result<(), WriteError> {
         let source = &self.findings.source;
-        self.study.check()?;
-        self.instance.check(&self.study.study_uid)?;
-        self.equipment.check()?;
-        if self.study.study_uid != source.study_uid {
-            return Err(invalid("study.study_uid", &self.study.study_uid, format!("the findings are about study {}", source.study_uid)));
-        }
-        check_uid("findings.source.series_uid", &source.series_uid)?;
+        check_context(self.findings, self.study, self.instance, self.equipment)?;
         match &source.frame_of_reference_uid {
             Some(uid) => check_uid("findings.source.frame_of_reference_uid", uid)?,
             None => return Err(WriteError::Empty { field: "findings.source.frame_of_reference_uid (a SEG shares the CT's)".into() }),
@@ -120,21 +114,11 @@ impl NoduleSegmentation<'_> {
         if self.findings.nodules.len() > usize::from(u16::MAX) {
             return Err(invalid("findings.nodules", &self.findings.nodules.len().to_string(), "more segments than a SEG can number"));
         }
-        let [slices, rows, columns] = source.dims;
+        let [_, rows, columns] = source.dims;
         if rows > usize::from(u16::MAX) || columns > usize::from(u16::MAX) {
             return Err(invalid("findings.source.dims", &format!("{:?}", source.dims), "rows and columns must fit 16 bits"));
         }
-        if source.slices.len() != slices {
-            return Err(invalid(
-                "findings.source.slices",
-                &source.slices.len().to_string(),
-                format!("the grid has {slices} slices; a resampled grid has no source slice per frame to derive from"),
-            ));
-        }
-        for (i, s) in source.slices.iter().enumerate() {
-            check_uid(format!("findings.source.slices[{i}].sop_class_uid"), &s.sop_class_uid)?;
-            check_uid(format!("findings.source.slices[{i}].sop_instance_uid"), &s.sop_instance_uid)?;
-        }
+        check_source_slices(source)?;
         for (i, n) in self.findings.nodules.iter().enumerate() {
             check_uid(format!("findings.nodules[{i}].tracking_uid"), &n.tracking_uid)?;
             n.region.check(source.dims).map_err(|e| invalid(&format!("findings.nodules[{i}].region"), "", e.to_string()))?;
@@ -194,7 +178,7 @@ impl NoduleSegmentation<'_> {
         put_sequence(&mut item, tags::ANATOMIC_REGION_SEQUENCE, vec![anatomic_region(nodule.zone.map(|z| z.side))]);
         put_text(&mut item, tags::TRACKING_ID, VR::UT, &format!("Nodule {}", nodule.id));
         put_text(&mut item, tags::TRACKING_UID, VR::UI, &nodule.tracking_uid);
-        put_us(&mut item, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE, &display_colour(number));
+        put_us(&mut item, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE, &display_colour(nodule));
         item
     }
 
@@ -218,10 +202,9 @@ impl NoduleSegmentation<'_> {
 
     fn frame_groups(&self, frame: &Frame) -> InMemDicomObject {
         let source = &self.findings.source;
-        let slice = &source.slices[frame.z];
         let mut derivation = InMemDicomObject::new_empty();
         put_sequence(&mut derivation, tags::DERIVATION_CODE_SEQUENCE, vec![code_item("113076", "DCM", "Segmentation")]);
-        put_sequence(&mut derivation, tags::SOURCE_IMAGE_SEQUENCE, vec![self.source_image(slice)]);
+        put_sequence(&mut derivation, tags::SOURCE_IMAGE_SEQUENCE, vec![self.source_image(frame.z)]);
         let mut content = InMemDicomObject::new_empty();
         put_ul(&mut content, tags::DIMENSION_INDEX_VALUES, &[u32::from(frame.segment), frame.z as u32 + 1]);
         let mut position = InMemDicomObject::new_empty();
@@ -236,23 +219,12 @@ impl NoduleSegmentation<'_> {
         groups
     }
 
-    fn source_image(&self, slice: &SourceSlice) -> InMemDicomObject {
-        let mut item = InMemDicomObject::new_empty();
-        put_text(&mut item, tags::REFERENCED_SOP_CLASS_UID, VR::UI, &slice.sop_class_uid);
-        put_text(&mut item, tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &slice.sop_instance_uid);
-        if self.multi_frame_source() {
-            put_text(&mut item, tags::REFERENCED_FRAME_NUMBER, VR::IS, &slice.frame.to_string());
-        }
+    fn source_image(&self, z: usize) -> InMemDicomObject {
+        let mut item = slice_reference(&self.findings.source.slices, z);
         let purpose = code_item("121322", "DCM", "Source image for image processing operation");
         put_sequence(&mut item, tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE, vec![purpose]);
         put_text(&mut item, tags::SPATIAL_LOCATIONS_PRESERVED, VR::CS, "YES");
         item
-    }
-
-    /// Whether some source instance gives more than one slice (an enhanced, multi-frame CT).
-    fn multi_frame_source(&self) -> bool {
-        let slices = &self.findings.source.slices;
-        slices.iter().any(|s| s.frame > 1)
     }
 
     /// Frames are indexed by segment, then by position along the stack.
@@ -302,23 +274,17 @@ impl NoduleSegmentation<'_> {
 /// Lung, with its laterality when known. pulmo's zones are thirds of each lung, not lobes, so
 /// the region is the lung rather than a lobe it did not segment.
 pub fn anatomic_region(side: Option<Side>) -> InMemDicomObject {
-    let mut region = code_item("39607008", "SCT", "Lung");
-    let laterality = match side {
-        Some(Side::Right) => Some(code_item("24028007", "SCT", "Right")),
-        Some(Side::Left) => Some(code_item("7771000", "SCT", "Left")),
-        None => None,
-    };
-    if let Some(laterality) = laterality {
-        put_sequence(&mut region, tags::ANATOMIC_REGION_MODIFIER_SEQUENCE, vec![laterality]);
+    let mut region = lung_code();
+    if let Some(side) = side {
+        put_sequence(&mut region, tags::ANATOMIC_REGION_MODIFIER_SEQUENCE, vec![laterality_code(side)]);
     }
     region
 }
 
-/// A distinct colour per segment, as DICOM's scaled CIELab (PS3.3 C.10.7.1.1).
-fn display_colour(segment: u16) -> [u16; 3] {
-    const PALETTE: [[u8; 3]; 8] =
-        [[255, 128, 0], [0, 200, 255], [255, 0, 200], [120, 230, 0], [255, 230, 0], [160, 100, 255], [255, 60, 60], [0, 220, 170]];
-    srgb_to_dicom_lab(PALETTE[usize::from(segment.saturating_sub(1)) % PALETTE.len()])
+/// The nodule's colour (the same on the summary page), as DICOM's scaled CIELab (PS3.3
+/// C.10.7.1.1).
+fn display_colour(nodule: &NoduleFinding) -> [u16; 3] {
+    srgb_to_dicom_lab(nodule_colour(nodule.id))
 }
 
 /// sRGB (D65) to CIELab, scaled as DICOM stores it: L 0..100 and a, b -128..127 onto 0..65535.

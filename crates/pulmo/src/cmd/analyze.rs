@@ -1,6 +1,6 @@
 //! `pulmo analyze DIR --out OUTDIR`: the whole pipeline on one CT series from files, with a
-//! progress bar; writes findings.json, one surface mesh per nodule and the DICOM SEG, prints a
-//! summary.
+//! progress bar; writes findings.json, one surface mesh per nodule and the DICOM objects (SEG,
+//! SR, summary page, key images), prints a summary.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::{Analysis, Progress, Stage};
 use pulmo_dicom::write::StudyContext;
+use pulmo_dicom::CtSeries;
 use pulmo_findings::{StageTime, StudyFindings};
 
 use crate::outputs;
@@ -19,7 +20,7 @@ use crate::outputs;
 pub struct Args {
     /// A folder of DICOM files (searched recursively) or one file, holding one CT series.
     input: PathBuf,
-    /// Where findings.json, the nodule meshes and seg.dcm go (created if missing).
+    /// Where findings.json, the nodule meshes and the DICOM objects go (created if missing).
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -48,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     analysis.findings.processing.stages.insert(0, StageTime { stage: "load".into(), seconds: loading });
     write_outputs(&mut analysis, &args.out, args.mesh_format)?;
-    write_segmentation(&analysis.findings, &StudyContext::from(&ct.patient_study), &args.out)?;
+    write_dicom(&analysis.findings, &ct, &args.out)?;
     print!("{}", pulmo_findings::summary(&analysis.findings));
     println!("written to {}", args.out.display());
     Ok(())
@@ -72,14 +73,18 @@ fn show(bar: &ProgressBar, p: Progress) {
     }
 }
 
-/// The DICOM SEG of the nodules as `seg.dcm` (none without nodules). Same series, algorithm
-/// and models, same UIDs: sending the file again replaces it in a PACS.
-fn write_segmentation(findings: &StudyFindings, study: &StudyContext, out: &Path) -> Result<()> {
+/// The DICOM objects (`seg.dcm` with nodules, `sr.dcm`, `summary.dcm`, `key-images.dcm`).
+/// Same series, algorithm and models, same UIDs: sending the files again replaces them in a
+/// PACS.
+fn write_dicom(findings: &StudyFindings, ct: &CtSeries, out: &Path) -> Result<()> {
+    let study = StudyContext::from(&ct.patient_study);
     let models: Vec<&str> = findings.algorithm.models.iter().map(|m| m.sha256.get(..12).unwrap_or(&m.sha256)).collect();
     let seed = format!("{}/{}-{}/{}", findings.source.series_uid, findings.algorithm.name, findings.algorithm.version, models.join("+"));
-    let Some(seg) = outputs::segmentation(findings, study, &seed).context("building the DICOM SEG")? else { return Ok(()) };
-    let path = out.join("seg.dcm");
-    std::fs::write(&path, seg.bytes).with_context(|| format!("writing {}", path.display()))
+    for object in outputs::study_objects(findings, &ct.volume, &study, &seed).context("building the DICOM objects")? {
+        let path = out.join(object.file_name);
+        std::fs::write(&path, object.bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Meshes first, so that findings.json names only files that exist.

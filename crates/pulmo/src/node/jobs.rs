@@ -1,6 +1,6 @@
 //! The job workers: each takes queued jobs (one complete study version each) and runs the
 //! profile of the AE title the study was sent to: the nodule analysis (findings into the store,
-//! their SEG queued to every destination), the receipt (a Key Object Selection "received by
+//! their SEG, SR, summary page and key images queued to every destination), the receipt (a Key Object Selection "received by
 //! pulmo" queued to every destination), or none.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use pulmo_analysis::{Pipeline, Progress, Stage};
 use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
+use pulmo_dicom::write::sc::SECONDARY_CAPTURE_STORAGE;
 use pulmo_dicom::write::seg::SEGMENTATION_STORAGE;
+use pulmo_dicom::write::sr::COMPREHENSIVE_3D_SR_STORAGE;
 use pulmo_dicom::write::{StudyContext, RECEIPT_SERIES_NUMBER};
 use pulmo_dicom::{DicomFile, InstanceHeader, CT_SOP_CLASSES};
 use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
@@ -83,8 +85,8 @@ fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&M
 }
 
 /// Analyses the study's CT series (the one with the most slices, as received up to this
-/// version), stores the findings and sends their SEG to every destination; a panic in the
-/// analysis fails the job, not the worker.
+/// version), stores the findings and sends their DICOM objects to every destination; a panic
+/// in the analysis fails the job, not the worker.
 fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mutex<Pipeline>, destinations: &[String]) -> Result<String, String> {
     let paths: Vec<PathBuf> = instances
         .iter()
@@ -109,11 +111,11 @@ fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mu
     let f = &analysis.findings;
     store.put_findings(&job.study_uid, job.study_version, f, Timestamp::now()).map_err(|e| e.to_string())?;
     let seed = format!("{}/{}", job.study_uid, job.study_version);
-    let seg = outputs::segmentation(f, &StudyContext::from(&ct.patient_study), &seed).map_err(|e| format!("writing the SEG: {e}"))?;
-    if let Some(seg) = &seg {
-        send(store, job, seg, destinations)?;
+    let objects = outputs::study_objects(f, &ct.volume, &StudyContext::from(&ct.patient_study), &seed).map_err(|e| format!("writing the results: {e}"))?;
+    for object in &objects {
+        send(store, job, object, destinations)?;
     }
-    let sent = if seg.is_some() { ", SEG queued" } else { "" };
+    let sent = format!(", {} object(s) queued", objects.len());
     Ok(format!(
         "series {} of {} slices: {} nodule(s), Lung-RADS {}{sent}",
         ct.series_uid,
@@ -125,7 +127,7 @@ fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mu
 
 /// Objects of the kinds pulmo itself sends (a PACS may route them back to it).
 fn is_own_output(instance: &InstanceRecord) -> bool {
-    [KOS_SOP_CLASS, SEGMENTATION_STORAGE].contains(&instance.sop_class_uid.as_str())
+    [KOS_SOP_CLASS, SEGMENTATION_STORAGE, COMPREHENSIVE_3D_SR_STORAGE, SECONDARY_CAPTURE_STORAGE].contains(&instance.sop_class_uid.as_str())
 }
 
 /// Writes an object into the spool, in its study, and queues it to every destination.
@@ -168,6 +170,7 @@ fn receipt(store: &Store, job: &Job, instances: &[InstanceRecord], destinations:
     let header = InstanceHeader::read(&file).map_err(|e| e.to_string())?;
     let kos = receipt_document(job, &header, &images)?;
     let object = OutputObject {
+        file_name: "receipt.dcm",
         sop_class_uid: KOS_SOP_CLASS,
         bytes: kos.to_part10().map_err(|e| e.to_string())?,
         series_uid: kos.series_uid,

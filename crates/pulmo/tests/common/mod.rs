@@ -243,8 +243,8 @@ impl Orthanc {
         assert!(out.status.success(), "GET {url} failed");
     }
 
-    /// (modality, Orthanc ID) of a study's series, waiting up to `limit` for every modality
-    /// of `want` to be there.
+    /// (modality, Orthanc ID) of a study's series, waiting up to `limit` for `want` to be there
+    /// (a modality named twice: two series of it).
     pub fn series_by_modality(&self, study: &str, want: &[&str], limit: Duration) -> Vec<(String, String)> {
         let deadline = Instant::now() + limit;
         loop {
@@ -255,7 +255,8 @@ impl Orthanc {
                 .flatten()
                 .map(|s| (s["MainDicomTags"]["Modality"].as_str().unwrap_or("").to_string(), s["ID"].as_str().unwrap_or("").to_string()))
                 .collect();
-            if want.iter().all(|m| found.iter().any(|(f, _)| f == m)) || Instant::now() > deadline {
+            let enough = |m: &&str| found.iter().filter(|(f, _)| f == m).count() >= want.iter().filter(|w| *w == m).count();
+            if want.iter().all(enough) || Instant::now() > deadline {
                 return found;
             }
             std::thread::sleep(Duration::from_millis(300));
