@@ -1,5 +1,6 @@
 //! `pulmo status`: what the node holds and did: studies, jobs and exports by state, exports
-//! waiting or parked (with attempts and last error), recent jobs, analyses and associations.
+//! waiting or parked (with attempts and last error), recent jobs, analyses and associations,
+//! and with `--findings` each recent analysis's nodule table.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,9 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also print the nodule table of each recent analysis (text only).
+    #[arg(long)]
+    findings: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -28,6 +32,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print_text(&status);
+        if args.findings {
+            print_findings(&store, &status)?;
+        }
+    }
+    Ok(())
+}
+
+/// The full summary (lungs, nodule table, exam) of each recent analysis.
+fn print_findings(store: &Store, status: &StoreStatus) -> anyhow::Result<()> {
+    for recent in &status.recent_findings {
+        let stored = store.study_findings(&recent.study_uid)?;
+        let analysis = stored.iter().find(|s| s.study_version == recent.study_version && s.findings.source.series_uid == recent.series_uid);
+        if let Some(s) = analysis {
+            println!("
+study {} v{}:
+{}", recent.study_uid, recent.study_version, pulmo_findings::summary(&s.findings));
+        }
     }
     Ok(())
 }

@@ -181,15 +181,36 @@ pub struct Orthanc {
     _child: Killed,
 }
 
+/// Orthanc's DICOMweb plugin (Debian `orthanc-dicomweb`).
+pub const DICOMWEB_PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
+
 impl Orthanc {
     pub fn start(dicom_port: u16, pulmo_port: u16) -> Option<Orthanc> {
+        Orthanc::launch(dicom_port, pulmo_port, false)
+    }
+
+    /// As `start`, with the DICOMweb plugin serving `dicomweb_root()` (QIDO-RS, WADO-RS, STOW-RS).
+    pub fn start_with_dicomweb(dicom_port: u16, pulmo_port: u16) -> Option<Orthanc> {
+        if !Path::new(DICOMWEB_PLUGIN).exists() {
+            eprintln!("SKIPPED: {DICOMWEB_PLUGIN} is absent (scripts/setup installs orthanc-dicomweb)");
+            return None;
+        }
+        Orthanc::launch(dicom_port, pulmo_port, true)
+    }
+
+    /// The DICOMweb root, e.g. `http://127.0.0.1:PORT/dicom-web` (with `start_with_dicomweb`).
+    pub fn dicomweb_root(&self) -> String {
+        format!("http://127.0.0.1:{}/dicom-web", self.http)
+    }
+
+    fn launch(dicom_port: u16, pulmo_port: u16, dicomweb: bool) -> Option<Orthanc> {
         let Ok(_) = Command::new("Orthanc").arg("--version").output() else {
             eprintln!("SKIPPED: Orthanc is not installed (scripts/setup installs it)");
             return None;
         };
         let dir = tempfile::TempDir::new().unwrap();
         let http = free_port();
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "Name": "pulmo-test-pacs",
             "StorageDirectory": dir.path().join("db"),
             "IndexDirectory": dir.path().join("db"),
@@ -202,6 +223,10 @@ impl Orthanc {
             "DicomAlwaysAllowStore": true,
             "Plugins": [],
         });
+        if dicomweb {
+            config["Plugins"] = serde_json::json!([DICOMWEB_PLUGIN]);
+            config["DicomWeb"] = serde_json::json!({ "Enable": true, "Root": "/dicom-web/" });
+        }
         let path = dir.path().join("orthanc.json");
         std::fs::write(&path, config.to_string()).unwrap();
         let child = Command::new("Orthanc").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
