@@ -36,23 +36,29 @@ impl OutputObject {
 
 /// Everything that goes back to the PACS for one analysis: the SEG (only with nodules: a SEG
 /// needs a segment), the SR referencing it, the summary page, and the key images (each
-/// nodule's key slice, the SEG, the SR and the page). `seed` fixes the UIDs: the same seed
-/// replaces, in a PACS, what an earlier run sent.
+/// nodule's key slice, the SEG, the SR and the page). A CT that had to be resampled has no
+/// source image under its grid's slices for a SEG or SR to point at: it gets the page and the
+/// key images only (its findings' notes say it was resampled). `seed` fixes the UIDs: the
+/// same seed replaces, in a PACS, what an earlier run sent.
 pub fn study_objects(findings: &StudyFindings, ct: &Volume<i16>, study: &StudyContext, seed: &str) -> Result<Vec<OutputObject>, WriteError> {
     let (date, time) = Timestamp::now().dicom_date_time();
     let new = |kind: &str, series_number| NewInstance::derived(&format!("{seed}/{kind}"), series_number, &date, &time);
     let equipment = Equipment::pulmo(&host_name());
+    let on_source_slices = !findings.source.slices.is_empty();
     let mut objects = Vec::new();
     let mut segmentation = None;
-    if !findings.nodules.is_empty() {
+    if on_source_slices && !findings.nodules.is_empty() {
         let instance = new("seg", SEG_SERIES_NUMBER);
         let bytes = NoduleSegmentation { findings, study, instance: &instance, equipment: &equipment }.to_part10()?;
         segmentation = Some(SegmentationRef { series_uid: instance.series_uid.clone(), sop_instance_uid: instance.sop_instance_uid.clone() });
         objects.push(object("seg.dcm", SEGMENTATION_STORAGE, instance, bytes));
     }
-    let instance = new("sr", SR_SERIES_NUMBER);
-    let report = NoduleReport { findings, study, instance: &instance, equipment: &equipment, segmentation: segmentation.as_ref() };
-    objects.push(object("sr.dcm", COMPREHENSIVE_3D_SR_STORAGE, instance.clone(), report.to_part10()?));
+    if on_source_slices {
+        let instance = new("sr", SR_SERIES_NUMBER);
+        let report = NoduleReport { findings, study, instance: &instance, equipment: &equipment, segmentation: segmentation.as_ref() };
+        let bytes = report.to_part10()?;
+        objects.push(object("sr.dcm", COMPREHENSIVE_3D_SR_STORAGE, instance, bytes));
+    }
 
     let page = pulmo_render::summary_page(findings, ct);
     let instance = new("summary", SUMMARY_SERIES_NUMBER);
