@@ -194,6 +194,23 @@ impl NewInstance {
         }
     }
 
+    /// What every object pulmo writes begins with: SOP Common (character set when `ascii` is
+    /// false, class, instance), the patient and study, and this new series.
+    fn start_dataset(&self, sop_class_uid: &str, ascii: bool, study: &StudyContext, modality: &str, description: &str) -> InMemDicomObject {
+        let mut o = InMemDicomObject::new_empty();
+        if !ascii {
+            put_text(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
+        }
+        put_text(&mut o, tags::SOP_CLASS_UID, VR::UI, sop_class_uid);
+        put_text(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &self.sop_instance_uid);
+        study.put(&mut o);
+        put_text(&mut o, tags::MODALITY, VR::CS, modality);
+        put_text(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &self.series_uid);
+        put_text(&mut o, tags::SERIES_NUMBER, VR::IS, &self.series_number.to_string());
+        put_text(&mut o, tags::SERIES_DESCRIPTION, VR::LO, description);
+        o
+    }
+
     fn check(&self, study_uid: &str) -> Result<(), WriteError> {
         check_uid("instance.series_uid", &self.series_uid)?;
         check_uid("instance.sop_instance_uid", &self.sop_instance_uid)?;

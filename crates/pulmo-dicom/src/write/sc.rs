@@ -35,19 +35,8 @@ impl SecondaryCapture<'_> {
     /// The complete data set (no file meta group).
     pub fn to_dataset(&self) -> Result<InMemDicomObject, WriteError> {
         self.validate()?;
-        let mut o = InMemDicomObject::new_empty();
-        if !self.study.is_ascii() {
-            put_text(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-        }
-        put_text(&mut o, tags::SOP_CLASS_UID, VR::UI, SECONDARY_CAPTURE_STORAGE);
-        put_text(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &self.instance.sop_instance_uid);
-        self.study.put(&mut o);
-
         // General Series: "other", as the picture is no modality's image.
-        put_text(&mut o, tags::MODALITY, VR::CS, "OT");
-        put_text(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &self.instance.series_uid);
-        put_text(&mut o, tags::SERIES_NUMBER, VR::IS, &self.instance.series_number.to_string());
-        put_text(&mut o, tags::SERIES_DESCRIPTION, VR::LO, self.series_description);
+        let mut o = self.instance.start_dataset(SECONDARY_CAPTURE_STORAGE, self.study.is_ascii(), self.study, "OT", self.series_description);
         // Type 2C for a paired organ (the lungs) when no image laterality is sent: empty.
         put_text(&mut o, tags::LATERALITY, VR::CS, "");
 

@@ -42,19 +42,9 @@ impl NoduleSegmentation<'_> {
         self.validate()?;
         let source = &self.findings.source;
         let frames = self.frames();
-        let mut o = InMemDicomObject::new_empty();
-        if !self.study.is_ascii() {
-            put_text(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-        }
-        put_text(&mut o, tags::SOP_CLASS_UID, VR::UI, SEGMENTATION_STORAGE);
-        put_text(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &self.instance.sop_instance_uid);
-        self.study.put(&mut o);
-
         // General Series, Segmentation Series.
-        put_text(&mut o, tags::MODALITY, VR::CS, "SEG");
-        put_text(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &self.instance.series_uid);
-        put_text(&mut o, tags::SERIES_NUMBER, VR::IS, &self.instance.series_number.to_string());
-        put_text(&mut o, tags::SERIES_DESCRIPTION, VR::LO, "pulmo lung nodules (segmentation)");
+        let description = "pulmo lung nodules (segmentation)";
+        let mut o = self.instance.start_dataset(SEGMENTATION_STORAGE, self.study.is_ascii(), self.study, "SEG", description);
 
         // Frame of Reference: the CT's own, so the segments sit on it.
         put_text(&mut o, tags::FRAME_OF_REFERENCE_UID, VR::UI, source.frame_of_reference_uid.as_deref().unwrap_or_default());

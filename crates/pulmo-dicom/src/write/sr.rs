@@ -152,20 +152,10 @@ impl NoduleReport<'_> {
     /// The complete data set (no file meta group).
     pub fn to_dataset(&self) -> Result<InMemDicomObject, WriteError> {
         self.validate()?;
-        let mut o = InMemDicomObject::new_empty();
-        if !self.all_ascii() {
-            put_text(&mut o, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
-        }
-        put_text(&mut o, tags::SOP_CLASS_UID, VR::UI, COMPREHENSIVE_3D_SR_STORAGE);
-        put_text(&mut o, tags::SOP_INSTANCE_UID, VR::UI, &self.instance.sop_instance_uid);
-        put_sequence(&mut o, tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE, vec![private_scheme()]);
-        self.study.put(&mut o);
-
         // SR Document Series.
-        put_text(&mut o, tags::MODALITY, VR::CS, "SR");
-        put_text(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &self.instance.series_uid);
-        put_text(&mut o, tags::SERIES_NUMBER, VR::IS, &self.instance.series_number.to_string());
-        put_text(&mut o, tags::SERIES_DESCRIPTION, VR::LO, "pulmo lung nodules (report)");
+        let description = "pulmo lung nodules (report)";
+        let mut o = self.instance.start_dataset(COMPREHENSIVE_3D_SR_STORAGE, self.all_ascii(), self.study, "SR", description);
+        put_sequence(&mut o, tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE, vec![private_scheme()]);
         put_sequence(&mut o, tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, Vec::new());
         self.equipment.put(&mut o);
 
