@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::findings::{findings_with_balls, Ball};
 use pulmo_dicom::write::seg::SEGMENTATION_STORAGE;
@@ -52,10 +51,7 @@ fn write() -> Option<Written> {
 #[test]
 fn dciodvfy_reports_no_errors() {
     let Some(w) = write() else { return };
-    let out = Command::new("dciodvfy").arg(&w.seg).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("dciodvfy report:\n{report}");
-    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+    let errors = common::dciodvfy_errors(&w.seg);
     assert!(errors.is_empty(), "dciodvfy errors:\n{}", errors.join("\n"));
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::findings::{findings_with_balls, Ball};
+use common::{dciodvfy_errors, output};
 use pulmo_clinical::fleischner::{self, Multiplicity, PatientRisk};
 use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
 use pulmo_dicom::write::sr::COMPREHENSIVE_3D_SR_STORAGE;
@@ -131,18 +132,6 @@ fn write() -> Option<Written> {
         std::fs::copy(&seg_path, keep.join("seg.dcm")).unwrap();
     }
     Some(Written { dir, sr: sr_path, seg: seg_path, findings_json, ct_dir, findings, study })
-}
-
-fn output(command: &mut Command, what: &str) -> (bool, String) {
-    let out = command.output().unwrap_or_else(|e| panic!("{what} is installed (run scripts/setup): {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
-}
-
-fn dciodvfy_errors(path: &Path) -> Vec<String> {
-    let (_, report) = output(Command::new("dciodvfy").arg(path), "dciodvfy (dicom3tools)");
-    println!("dciodvfy report:\n{report}");
-    report.lines().filter(|l| l.starts_with("Error")).map(String::from).collect()
 }
 
 fn dsrdump(path: &Path) -> (bool, String) {

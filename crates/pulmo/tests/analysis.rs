@@ -62,18 +62,9 @@ fn orthanc_pushes_a_study_and_gets_the_results_back() {
         path
     };
     let (seg, sr) = (download("SEG"), download("SR"));
-    let check = std::process::Command::new(python())
-        .args(["-c", include_str!("../../pulmo-dicom/tests/seg_check.py")])
-        .args([&seg, &study])
-        .arg("--truth")
-        .arg(study.join("truth.json"))
-        .output()
-        .expect("the project virtualenv (.venv) exists: run scripts/setup");
-    let text = String::from_utf8_lossy(&check.stdout);
-    println!("{text}");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    assert_eq!(text.lines().count() as u64, findings["nodules"].as_u64().unwrap(), "one segment per nodule");
-    let segments: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let truth_json = study.join("truth.json");
+    let segments = seg_check(&seg, &study, &["--truth".as_ref(), truth_json.as_os_str()]);
+    assert_eq!(segments.len() as u64, findings["nodules"].as_u64().unwrap(), "one segment per nodule");
     for segment in &segments {
         assert_eq!(segment["truth_centre_inside"], true, "{segment}");
     }
@@ -88,10 +79,6 @@ fn orthanc_pushes_a_study_and_gets_the_results_back() {
     let id = patient.patient_id.expect("the phantom has a patient ID");
     assert!(!log.contains(&id), "the patient ID {id} is in the log");
     node.signal("-TERM");
-}
-
-fn python() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
 }
 
 /// The SR read back from the PACS reports, for each segment, the size of the phantom nodule

@@ -1,12 +1,13 @@
 //! The pulmo binary as a user runs it: every subcommand has --help, the binary finds libtorch
 //! without LD_LIBRARY_PATH, and `inspect` describes real series.
 
+mod common;
+
 use std::process::Command;
 
-fn pulmo(args: &[&str]) -> std::process::Output {
-    // Without LD_LIBRARY_PATH (cargo test sets one): the rpath alone must find libtorch.
-    Command::new(env!("CARGO_BIN_EXE_pulmo")).args(args).env_remove("LD_LIBRARY_PATH").output().unwrap()
-}
+// common::pulmo runs the binary without LD_LIBRARY_PATH (cargo test sets one): the rpath
+// alone must find libtorch.
+use common::{assert_dciodvfy_clean, pulmo, python, seg_check};
 
 fn stdout(out: &std::process::Output) -> String {
     assert!(out.status.success(), "pulmo failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -77,10 +78,7 @@ fn phantom_writes_a_series_that_pulmo_and_dciodvfy_accept() {
     assert_eq!(truth["nodules"].as_array().unwrap().len(), 3);
     // An independent validator: no errors (warnings, e.g. about newer attributes, are listed).
     let first = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "dcm")).unwrap();
-    let out = Command::new("dciodvfy").arg(&first).output().expect("dciodvfy (dicom3tools) is installed by scripts/setup");
-    let report = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    let errors: Vec<_> = report.lines().filter(|l| l.starts_with("Error")).collect();
-    assert!(errors.is_empty(), "dciodvfy errors:\n{report}");
+    assert_dciodvfy_clean(&first);
     // A follow-up of it: same patient, new study.
     let later = dir.path().join("later");
     let text = stdout(&pulmo(&["phantom", "--seed", "8", "--prior", base.to_str().unwrap(), "--days", "200", "--out", later.to_str().unwrap()]));
@@ -196,25 +194,9 @@ fn analyze_writes_findings_meshes_and_dicom_objects_and_names_a_missing_model() 
 /// the segment and the segment centred within 1.5 mm of it.
 fn check_segmentation(out: &std::path::Path, study: &std::path::Path) {
     let seg = out.join("seg.dcm");
-    let report = Command::new("dciodvfy").arg(&seg).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
-    let report = String::from_utf8_lossy(&report.stderr);
-    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
-    assert!(errors.is_empty(), "dciodvfy errors:\n{report}");
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let check = Command::new(python)
-        .args(["-c", include_str!("../../pulmo-dicom/tests/seg_check.py")])
-        .args([&seg, study])
-        .arg("--findings")
-        .arg(out.join("findings.json"))
-        .arg("--truth")
-        .arg(study.join("truth.json"))
-        .output()
-        .expect("the project virtualenv (.venv) exists: run scripts/setup");
-    let text = String::from_utf8_lossy(&check.stdout);
-    println!("{text}");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    for line in text.lines() {
-        let segment: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_dciodvfy_clean(&seg);
+    let (findings, truth) = (out.join("findings.json"), study.join("truth.json"));
+    for segment in seg_check(&seg, study, &["--findings".as_ref(), findings.as_os_str(), "--truth".as_ref(), truth.as_os_str()]) {
         assert_eq!(segment["truth_centre_inside"], true, "{segment}");
         assert!(segment["centroid_offset_mm"].as_f64().unwrap() <= 1.5, "{segment}");
     }
@@ -224,9 +206,7 @@ fn check_segmentation(out: &std::path::Path, study: &std::path::Path) {
 /// shows each nodule's outline in its colour.
 fn check_summary_page(out: &std::path::Path, findings: &pulmo_findings::StudyFindings) {
     let page = out.join("summary.dcm");
-    let report = Command::new("dciodvfy").arg(&page).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
-    let report = String::from_utf8_lossy(&report.stderr);
-    assert!(!report.lines().any(|l| l.starts_with("Error")), "dciodvfy errors:\n{report}");
+    assert_dciodvfy_clean(&page);
     let colours: Vec<String> = findings.nodules.iter().map(|n| format!("{:?}", pulmo_findings::nodule_colour(n.id))).collect();
     let script = r#"
 import sys, json, pydicom, numpy as np
@@ -235,8 +215,7 @@ pixels = ds.pixel_array.reshape(-1, 3)
 counts = [int(np.all(pixels == np.array(json.loads(c)), axis=1).sum()) for c in sys.argv[2:]]
 print(ds.SOPClassUID, ds.PhotometricInterpretation, ds.BurnedInAnnotation, ds.Modality, json.dumps(counts))
 "#;
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    let run = Command::new(python).args(["-c", script]).arg(&page).args(&colours).output().unwrap();
+    let run = Command::new(python()).args(["-c", script]).arg(&page).args(&colours).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let text = String::from_utf8_lossy(&run.stdout);
     println!("summary page: {text}");
@@ -252,11 +231,9 @@ print(ds.SOPClassUID, ds.PhotometricInterpretation, ds.BurnedInAnnotation, ds.Mo
 /// summary page.
 fn check_report(out: &std::path::Path, study: &std::path::Path, findings: &pulmo_findings::StudyFindings) {
     for name in ["sr.dcm", "key-images.dcm"] {
-        let report = Command::new("dciodvfy").arg(out.join(name)).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
-        let report = String::from_utf8_lossy(&report.stderr);
-        assert!(!report.lines().any(|l| l.starts_with("Error")), "dciodvfy errors in {name}:\n{report}");
+        assert_dciodvfy_clean(&out.join(name));
     }
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    let python = python();
     let check = Command::new(&python)
         .args(["-c", include_str!("../../pulmo-dicom/tests/sr_check.py")])
         .args([out.join("sr.dcm"), out.join("seg.dcm"), out.join("findings.json"), study.to_path_buf()])

@@ -33,3 +33,17 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Runs a tool installed by scripts/setup: whether it succeeded, and its stdout and stderr.
+pub fn output(command: &mut std::process::Command, what: &str) -> (bool, String) {
+    let out = command.output().unwrap_or_else(|e| panic!("{what} is installed (run scripts/setup): {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// dciodvfy's error lines for a file (its whole report is printed).
+pub fn dciodvfy_errors(path: &std::path::Path) -> Vec<String> {
+    let (_, report) = output(std::process::Command::new("dciodvfy").arg(path), "dciodvfy (dicom3tools)");
+    println!("dciodvfy report:\n{report}");
+    report.lines().filter(|l| l.starts_with("Error")).map(String::from).collect()
+}

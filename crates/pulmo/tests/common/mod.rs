@@ -134,6 +134,33 @@ pub fn dcmtk(tool: &str, args: &[&str]) -> Output {
     Command::new(tool).args(args).env("TCP_NODELAY", "1").output().expect("DCMTK is installed by scripts/setup")
 }
 
+/// The project's Python (the virtualenv scripts/setup makes), for independent checks.
+pub fn python() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
+}
+
+/// Asserts that dciodvfy (dicom3tools) reports no error on a file; warnings may stand.
+pub fn assert_dciodvfy_clean(path: &Path) {
+    let out = Command::new("dciodvfy").arg(path).output().expect("dciodvfy (dicom3tools) is installed: run scripts/setup");
+    let report = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!report.lines().any(|l| l.starts_with("Error")), "dciodvfy errors in {}:\n{report}", path.display());
+}
+
+/// Runs pulmo-dicom's seg_check.py (highdicom) on a SEG over the CT folder `ct`, with its
+/// options (`--findings`, `--truth`); one JSON object per segment.
+pub fn seg_check(seg: &Path, ct: &Path, options: &[&std::ffi::OsStr]) -> Vec<Value> {
+    let check = Command::new(python())
+        .args(["-c", include_str!("../../../pulmo-dicom/tests/seg_check.py")])
+        .args([seg, ct])
+        .args(options)
+        .output()
+        .expect("the project virtualenv (.venv) exists: run scripts/setup");
+    let text = String::from_utf8_lossy(&check.stdout);
+    println!("{text}");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 pub fn count(status: &Value, section: &str, state: &str) -> u64 {
     status[section][state].as_u64().unwrap_or(0)
 }
