@@ -26,6 +26,8 @@ pub struct Message {
 #[derive(Debug)]
 pub struct Assembler {
     max_data_bytes: u64,
+    /// Command sets are read with `Command::parse_lenient` (an SCU reading responses).
+    lenient: bool,
     context: Option<u8>,
     command_bytes: Vec<u8>,
     /// Set once the command is complete and a data set is expected.
@@ -45,6 +47,7 @@ impl Assembler {
     pub fn new(max_data_bytes: u64) -> Self {
         Assembler {
             max_data_bytes,
+            lenient: false,
             context: None,
             command_bytes: Vec::new(),
             pending: None,
@@ -54,6 +57,12 @@ impl Assembler {
             size_hint: 0,
             spare: Vec::new(),
         }
+    }
+
+    /// Reads command sets leniently (see `Command::parse_lenient`): for responses to our requests.
+    pub fn lenient(mut self) -> Self {
+        self.lenient = true;
+        self
     }
 
     /// Gives back a data set buffer this assembler produced, for the next message to fill.
@@ -96,8 +105,13 @@ impl Assembler {
         if !pdv.is_last {
             return Ok(None);
         }
-        let command = Command::parse(&std::mem::take(&mut self.command_bytes))
-            .map_err(|e| format!("malformed command set: {e}"))?;
+        let parse = if self.lenient {
+            Command::parse_lenient
+        } else {
+            Command::parse
+        };
+        let command =
+            parse(&std::mem::take(&mut self.command_bytes)).map_err(|e| format!("malformed command set: {e}"))?;
         if command.has_data_set() {
             self.pending = Some(command);
             return Ok(None);

@@ -5,6 +5,12 @@
 pub mod field {
     pub const C_STORE_RQ: u16 = 0x0001;
     pub const C_STORE_RSP: u16 = 0x8001;
+    pub const C_GET_RQ: u16 = 0x0010;
+    pub const C_GET_RSP: u16 = 0x8010;
+    pub const C_FIND_RQ: u16 = 0x0020;
+    pub const C_FIND_RSP: u16 = 0x8020;
+    pub const C_MOVE_RQ: u16 = 0x0021;
+    pub const C_MOVE_RSP: u16 = 0x8021;
     pub const C_ECHO_RQ: u16 = 0x0030;
     pub const C_ECHO_RSP: u16 = 0x8030;
     pub const C_CANCEL_RQ: u16 = 0x0FFF;
@@ -20,11 +26,16 @@ pub mod tag {
     pub const COMMAND_FIELD: u16 = 0x0100;
     pub const MESSAGE_ID: u16 = 0x0110;
     pub const MESSAGE_ID_BEING_RESPONDED_TO: u16 = 0x0120;
+    pub const MOVE_DESTINATION: u16 = 0x0600;
     pub const PRIORITY: u16 = 0x0700;
     pub const COMMAND_DATA_SET_TYPE: u16 = 0x0800;
     pub const STATUS: u16 = 0x0900;
     pub const ERROR_COMMENT: u16 = 0x0902;
     pub const AFFECTED_SOP_INSTANCE_UID: u16 = 0x1000;
+    pub const NUMBER_OF_REMAINING_SUBOPERATIONS: u16 = 0x1020;
+    pub const NUMBER_OF_COMPLETED_SUBOPERATIONS: u16 = 0x1021;
+    pub const NUMBER_OF_FAILED_SUBOPERATIONS: u16 = 0x1022;
+    pub const NUMBER_OF_WARNING_SUBOPERATIONS: u16 = 0x1023;
 }
 
 /// CommandDataSetType value meaning "no data set follows".
@@ -62,6 +73,19 @@ impl Command {
             pos += 8 + len;
         }
         Ok(Command { elements })
+    }
+
+    /// As `parse`, for what peers answer us: when the command set starts with its Command Group
+    /// Length, bytes past that length are ignored. Orthanc 1.10 (through DCMTK) appends a C-GET's
+    /// Failed SOP Instance UID List (0008,0058) to the command set of its responses there.
+    pub fn parse_lenient(bytes: &[u8]) -> Result<Command, String> {
+        let group_end = match bytes.get(..12) {
+            Some([0, 0, 0, 0, 4, 0, 0, 0, a, b, c, d]) => {
+                12usize.saturating_add(u32::from_le_bytes([*a, *b, *c, *d]) as usize)
+            }
+            _ => bytes.len(),
+        };
+        Command::parse(bytes.get(..group_end).unwrap_or(bytes))
     }
 
     fn raw(&self, element: u16) -> Option<&[u8]> {
@@ -122,6 +146,17 @@ impl CommandWriter {
         let mut v = value.as_bytes().to_vec();
         if v.len() % 2 == 1 {
             v.push(0);
+        }
+        self.elements.push((element, v));
+        self
+    }
+
+    /// AE value (e.g. Move Destination), padded with a space to even length; the caller has
+    /// checked it is a valid AE title.
+    pub fn ae(mut self, element: u16, value: &str) -> Self {
+        let mut v = value.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(b' ');
         }
         self.elements.push((element, v));
         self
@@ -190,6 +225,62 @@ pub fn store_rq(message_id: u16, sop_class_uid: &str, sop_instance_uid: &str) ->
         .us(tag::COMMAND_DATA_SET_TYPE, DATA_SET_PRESENT)
         .uid(tag::AFFECTED_SOP_INSTANCE_UID, sop_instance_uid)
         .build()
+}
+
+/// A C-FIND-RQ, C-MOVE-RQ or C-GET-RQ (`request_field`), medium priority, with an identifier
+/// following; a C-MOVE names its destination AE.
+pub fn query_rq(request_field: u16, message_id: u16, sop_class_uid: &str, move_destination: Option<&str>) -> Vec<u8> {
+    let mut w = CommandWriter::new()
+        .uid(tag::AFFECTED_SOP_CLASS_UID, sop_class_uid)
+        .us(tag::COMMAND_FIELD, request_field)
+        .us(tag::MESSAGE_ID, message_id)
+        .us(tag::PRIORITY, 0x0000)
+        .us(tag::COMMAND_DATA_SET_TYPE, DATA_SET_PRESENT);
+    if let Some(ae) = move_destination {
+        w = w.ae(tag::MOVE_DESTINATION, ae);
+    }
+    w.build()
+}
+
+/// How a status of a (possibly multi-response) operation is to be taken (PS3.7 C, PS3.4 C.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Success,
+    Warning,
+    /// More responses follow (0xFF00, and 0xFF01: optional keys not supported).
+    Pending,
+    Cancel,
+    Failure,
+}
+
+pub fn status_kind(status: u16) -> StatusKind {
+    match status {
+        0x0000 => StatusKind::Success,
+        0xFF00 | 0xFF01 => StatusKind::Pending,
+        0xFE00 => StatusKind::Cancel,
+        0x0001 | 0x0107 | 0x0116 | 0xB000..=0xBFFF => StatusKind::Warning,
+        _ => StatusKind::Failure,
+    }
+}
+
+/// What a query/retrieve status means, for messages (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4).
+pub fn status_meaning(status: u16) -> &'static str {
+    match status {
+        0x0000 => "success",
+        0xFF00 | 0xFF01 => "pending",
+        0xFE00 => "cancelled",
+        0xB000 => "sub-operations complete, one or more failures or warnings",
+        0xA700 => "out of resources",
+        0xA701 => "out of resources: unable to calculate number of matches",
+        0xA702 => "out of resources: unable to perform sub-operations",
+        0xA801 => "move destination unknown",
+        0xA900 => "identifier does not match SOP class",
+        0x0122 => "SOP class not supported",
+        0x0211 => "unrecognized operation",
+        0xC000..=0xCFFF => "unable to process",
+        s if status_kind(s) == StatusKind::Warning => "warning",
+        _ => "failure",
+    }
 }
 
 /// A response to `request_field` with `status`; UIDs are echoed when the request had them.
@@ -262,12 +353,52 @@ mod tests {
     }
 
     #[test]
+    fn move_rq_names_its_destination() {
+        let bytes = query_rq(field::C_MOVE_RQ, 4, "1.2.840.10008.5.1.4.1.2.2.2", Some("PULMO"));
+        let c = Command::parse(&bytes).unwrap();
+        assert_eq!(c.command_field(), Some(field::C_MOVE_RQ));
+        assert_eq!(c.message_id(), Some(4));
+        assert!(c.has_data_set());
+        assert_eq!(c.text(tag::MOVE_DESTINATION).as_deref(), Some("PULMO"));
+        assert_eq!(bytes.len() % 2, 0);
+        let find = Command::parse(&query_rq(field::C_FIND_RQ, 1, "1.2", None)).unwrap();
+        assert_eq!(find.text(tag::MOVE_DESTINATION), None);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(status_kind(0xFF01), StatusKind::Pending);
+        assert_eq!(status_kind(0xB000), StatusKind::Warning);
+        assert_eq!(status_kind(0xFE00), StatusKind::Cancel);
+        assert_eq!(status_kind(0xA801), StatusKind::Failure);
+        assert_eq!(status_kind(0xC123), StatusKind::Failure);
+        assert_eq!(status_meaning(0xA801), "move destination unknown");
+        assert_eq!(status_meaning(0xC123), "unable to process");
+    }
+
+    #[test]
+    fn lenient_parsing_ignores_what_follows_the_command_group() {
+        let mut bytes = echo_rq(2);
+        // (0008,0058) UI "1.2" after the group, as Orthanc sends in a C-GET-RSP.
+        bytes.extend_from_slice(&[0x08, 0, 0x58, 0, 4, 0, 0, 0, b'1', b'.', b'2', 0]);
+        assert!(Command::parse(&bytes).is_err(), "the SCP stays strict");
+        let c = Command::parse_lenient(&bytes).unwrap();
+        assert_eq!(c.message_id(), Some(2));
+        // Without a group length, or with one past the end, nothing is skipped.
+        assert!(Command::parse_lenient(&bytes[12..]).is_err());
+        let mut long = bytes.clone();
+        long[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Command::parse_lenient(&long).is_err());
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(Command::parse(&[0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]).is_err());
         assert!(Command::parse(&[8, 0, 0x16, 0, 2, 0, 0, 0, b'1', 0]).is_err());
         let good = echo_rq(1);
         for cut in 0..good.len() {
             let _ = Command::parse(&good[..cut]);
+            let _ = Command::parse_lenient(&good[..cut]);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::io;
 
-/// Errors of the SCP start-up and of SCU operations.
+/// Errors of the SCP start-up and of SCU operations (store, echo, query/retrieve).
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// The node policy is unusable (reported before anything listens).
@@ -53,6 +53,21 @@ pub enum NetError {
     /// A C-ECHO answered with a non-success status.
     #[error("{peer} answered C-ECHO with status 0x{status:04X}")]
     EchoStatus { peer: String, status: u16 },
+
+    /// A C-FIND, C-MOVE or C-GET ended with a failure or cancel status. For a retrieve,
+    /// `report` holds the sub-operation counts the peer gave (what arrived before it failed).
+    #[error(
+        "{peer} answered {operation} with status 0x{status:04X} ({}){}",
+        crate::dimse::status_meaning(*.status),
+        .comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+    )]
+    OperationFailed {
+        peer: String,
+        operation: &'static str,
+        status: u16,
+        comment: Option<String>,
+        report: Option<crate::retrieve::RetrieveReport>,
+    },
 }
 
 impl NetError {
@@ -67,6 +82,8 @@ impl NetError {
             | NetError::Protocol { .. }
             | NetError::EchoStatus { .. } => true,
             NetError::Rejected { transient, .. } => *transient,
+            // Out of resources (0xA7xx) may pass; a wrong request or an unknown destination not.
+            NetError::OperationFailed { status, .. } => (0xA700..=0xA7FF).contains(status),
             NetError::Config(_)
             | NetError::InvalidInput(_)
             | NetError::File { .. }

@@ -1,22 +1,26 @@
-//! C-ECHO and C-STORE SCU: one association per call, only the presentation contexts needed,
-//! objects sent in the transfer syntax their bytes are in, per-object statuses reported.
+//! SCU associations, one per call: C-ECHO, C-STORE (objects sent in the transfer syntax their
+//! bytes are in, per-object statuses) and the one under each query/retrieve operation.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use dicom_dictionary_std::uids;
 use dicom_ul::association::Error as UlError;
-use dicom_ul::pdu::PresentationContextNegotiated;
+use dicom_ul::pdu::{PDataValue, PresentationContextNegotiated, PresentationContextResultReason};
 use dicom_ul::{ClientAssociationOptions, Pdu};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::assembler::Assembler;
+use crate::assembler::{Assembler, Message};
 use pulmo_dicom::valid_uid;
 use crate::dimse::{self, field, tag, Command};
 use crate::error::error_chain;
+use crate::identifier;
 use crate::policy::valid_ae_title;
+use crate::session::Context;
 use crate::NetError;
 
 type ClientAssociation = dicom_ul::association::AsyncClientAssociation<TcpStream>;
@@ -126,13 +130,20 @@ impl Default for ScuOptions {
     }
 }
 
+impl ScuOptions {
+    /// One `timeout` for connecting and for each wait on the peer; default PDU size.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        ScuOptions {
+            connect_timeout: timeout,
+            timeout,
+            ..ScuOptions::default()
+        }
+    }
+}
+
 /// C-ECHO: succeeds when the peer accepts a Verification association and answers 0x0000.
 pub async fn echo(target: &Peer, calling_ae: &str, timeout: Duration) -> Result<(), NetError> {
-    let options = ScuOptions {
-        connect_timeout: timeout,
-        timeout,
-        ..ScuOptions::default()
-    };
+    let options = ScuOptions::with_timeout(timeout);
     let contexts = vec![(
         uids::VERIFICATION.to_string(),
         vec![
@@ -141,7 +152,7 @@ pub async fn echo(target: &Peer, calling_ae: &str, timeout: Duration) -> Result<
         ],
     )];
     let peer = target.to_string();
-    let mut assoc = connect(target, calling_ae, contexts, &options).await?;
+    let mut assoc = connect(target, calling_ae, contexts, &[], &options).await?;
     let context_id = assoc.presentation_contexts().first().map(|pc| pc.id).unwrap_or(1);
     let rsp = match exchange(
         &mut assoc,
@@ -189,7 +200,7 @@ pub async fn send_with(
         });
     }
     let contexts = needed_contexts(&objects)?;
-    let mut assoc = connect(target, calling_ae, contexts, options).await?;
+    let mut assoc = connect(target, calling_ae, contexts, &[], options).await?;
     let plan = match plan_contexts(&objects, assoc.presentation_contexts(), &peer) {
         Ok(plan) => plan,
         Err(e) => {
@@ -280,10 +291,13 @@ fn trim(uid: &str) -> &str {
     uid.trim_end_matches(['\0', ' ']).trim()
 }
 
+/// Requests an association with `contexts` (abstract syntax, proposed transfer syntaxes) and,
+/// for each SOP class in `scp_roles`, SCP/SCU role selection offering to act as its SCP too.
 async fn connect(
     target: &Peer,
     calling_ae: &str,
     contexts: Vec<(String, Vec<String>)>,
+    scp_roles: &[String],
     options: &ScuOptions,
 ) -> Result<ClientAssociation, NetError> {
     let peer = target.to_string();
@@ -302,6 +316,9 @@ async fn connect(
         .write_timeout(options.timeout);
     for (abstract_syntax, transfer_syntaxes) in contexts {
         builder = builder.with_presentation_context(abstract_syntax, transfer_syntaxes);
+    }
+    for class in scp_roles {
+        builder = builder.with_role_selection(class.clone(), true, true);
     }
     let mut assoc = match builder.establish_async((target.host.as_str(), target.port)).await {
         Ok(assoc) => assoc,
@@ -333,10 +350,27 @@ async fn exchange(
     data: Option<&[u8]>,
     expected: u16,
 ) -> Result<Command, NetError> {
+    send_request(assoc, peer, context_id, command, data).await?;
+    // Single-response operations: one message read, one small inbox.
+    let rsp = Inbox::new(1 << 20).next(assoc, peer).await?.command;
+    check_response(&rsp, peer, expected, message_id)?;
+    Ok(rsp)
+}
+
+async fn send_request(
+    assoc: &mut ClientAssociation,
+    peer: &str,
+    context_id: u8,
+    command: &[u8],
+    data: Option<&[u8]>,
+) -> Result<(), NetError> {
     crate::pdata::send_message(assoc, context_id, command, data)
         .await
-        .map_err(|e| NetError::from_ul(peer, "sending a request", e))?;
-    let rsp = receive_command(assoc, peer).await?;
+        .map_err(|e| NetError::from_ul(peer, "sending a request", e))
+}
+
+/// The response must be `expected` and answer `message_id`.
+fn check_response(rsp: &Command, peer: &str, expected: u16, message_id: u16) -> Result<(), NetError> {
     if rsp.command_field() != Some(expected) || rsp.u16(tag::MESSAGE_ID_BEING_RESPONDED_TO) != Some(message_id) {
         return Err(NetError::Protocol {
             peer: peer.to_string(),
@@ -347,38 +381,228 @@ async fn exchange(
             ),
         });
     }
-    Ok(rsp)
+    Ok(())
 }
 
-async fn receive_command(assoc: &mut ClientAssociation, peer: &str) -> Result<Command, NetError> {
-    let protocol = |reason: String| NetError::Protocol {
-        peer: peer.to_string(),
-        reason,
-    };
-    // Responses carry no data set; a peer that sends one anyway is bounded.
-    let mut assembler = Assembler::new(1 << 20);
-    loop {
-        let pdu = assoc
-            .receive()
-            .await
-            .map_err(|e| NetError::from_ul(peer, "waiting for a response", e))?;
-        match pdu {
-            Pdu::PData { data } => {
-                for pdv in data {
-                    if let Some(message) = assembler.push(pdv).map_err(protocol)? {
-                        return Ok(message.command);
-                    }
-                }
-            }
-            Pdu::AbortRQ { .. } => {
-                return Err(NetError::Aborted {
-                    peer: peer.to_string(),
-                    during: "waiting for a response".into(),
-                });
-            }
-            other => return Err(protocol(format!("unexpected {} PDU", other.short_description()))),
+/// Reassembles the messages the peer sends on an SCU association. PDVs after a completed
+/// message in the same P-DATA-TF are kept for the next call: a peer may pack the end of one
+/// response and the start of the next into one PDU.
+struct Inbox {
+    assembler: Assembler,
+    queued: VecDeque<PDataValue>,
+}
+
+impl Inbox {
+    /// Data sets above `max_data` bytes are drained and flagged `oversized`, not kept.
+    fn new(max_data: u64) -> Self {
+        Inbox {
+            assembler: Assembler::new(max_data).lenient(),
+            queued: VecDeque::new(),
         }
     }
+
+    async fn next(&mut self, assoc: &mut ClientAssociation, peer: &str) -> Result<Message, NetError> {
+        let protocol = |reason: String| NetError::Protocol {
+            peer: peer.to_string(),
+            reason,
+        };
+        loop {
+            while let Some(pdv) = self.queued.pop_front() {
+                if let Some(message) = self.assembler.push(pdv).map_err(protocol)? {
+                    return Ok(message);
+                }
+            }
+            let pdu = assoc
+                .receive()
+                .await
+                .map_err(|e| NetError::from_ul(peer, "waiting for a response", e))?;
+            match pdu {
+                Pdu::PData { data } => self.queued.extend(data),
+                Pdu::AbortRQ { .. } => {
+                    return Err(NetError::Aborted {
+                        peer: peer.to_string(),
+                        during: "waiting for a response".into(),
+                    });
+                }
+                other => return Err(protocol(format!("unexpected {} PDU", other.short_description()))),
+            }
+        }
+    }
+}
+
+/// Uncompressed syntaxes proposed for query/retrieve identifiers: every Q/R SCP takes one.
+const IDENTIFIER_SYNTAXES: [&str; 2] = [uids::EXPLICIT_VR_LITTLE_ENDIAN, uids::IMPLICIT_VR_LITTLE_ENDIAN];
+/// Each query/retrieve operation has an association of its own, so one message ID suffices.
+const QR_MESSAGE_ID: u16 = 1;
+
+/// What a query/retrieve operation (C-FIND, C-MOVE, C-GET) asks for.
+pub(crate) struct QrRequest<'a> {
+    /// C-FIND-RQ, C-MOVE-RQ or C-GET-RQ.
+    pub request_field: u16,
+    /// The information model, e.g. Study Root FIND.
+    pub sop_class_uid: &'a str,
+    pub move_destination: Option<&'a str>,
+    pub identifier: identifier::Request,
+    /// C-GET only: (storage SOP class, transfer syntaxes) for the C-STOREs that come back on the
+    /// same association; we propose the SCP role for each.
+    pub storage: Vec<(String, Vec<String>)>,
+    /// Largest data set kept from one incoming message (identifiers, or C-GET's instances).
+    pub max_data: u64,
+}
+
+/// A query/retrieve operation in progress on its own association: the request has been sent;
+/// the caller reads responses until the final one, then `end`s it.
+pub(crate) struct Operation {
+    assoc: ClientAssociation,
+    peer: String,
+    inbox: Inbox,
+    context_id: u8,
+    transfer_syntax: String,
+    response_field: u16,
+}
+
+impl Operation {
+    /// Associates, encodes the identifier in the transfer syntax the peer accepted for the
+    /// information model, and sends the request.
+    pub async fn start(
+        target: &Peer,
+        calling_ae: &str,
+        request: QrRequest<'_>,
+        options: &ScuOptions,
+    ) -> Result<Operation, NetError> {
+        let peer = target.to_string();
+        let syntaxes = IDENTIFIER_SYNTAXES.map(String::from).to_vec();
+        let mut contexts = vec![(request.sop_class_uid.to_string(), syntaxes)];
+        let scp_roles: Vec<String> = request.storage.iter().map(|(class, _)| class.clone()).collect();
+        contexts.extend(request.storage);
+        if contexts.len() > MAX_CONTEXTS {
+            return Err(NetError::InvalidInput(format!(
+                "{} presentation contexts; one association carries at most {MAX_CONTEXTS}",
+                contexts.len()
+            )));
+        }
+        let assoc = connect(target, calling_ae, contexts, &scp_roles, options).await?;
+        let Some((context_id, transfer_syntax)) = accepted_context(&assoc, request.sop_class_uid) else {
+            let _ = assoc.release().await;
+            return Err(NetError::ContextRefused {
+                peer,
+                sop_class_uid: request.sop_class_uid.to_string(),
+                transfer_syntax_uid: IDENTIFIER_SYNTAXES.join(" or "),
+            });
+        };
+        let mut op = Operation {
+            assoc,
+            peer,
+            inbox: Inbox::new(request.max_data),
+            context_id,
+            transfer_syntax,
+            response_field: request.request_field | field::RESPONSE_BIT,
+        };
+        let command = dimse::query_rq(
+            request.request_field,
+            QR_MESSAGE_ID,
+            request.sop_class_uid,
+            request.move_destination,
+        );
+        let sent = match request.identifier.encode(&op.transfer_syntax) {
+            Ok(identifier) => send_request(&mut op.assoc, &op.peer, context_id, &command, Some(&identifier)).await,
+            Err(reason) => Err(NetError::InvalidInput(reason)),
+        };
+        match sent {
+            Ok(()) => Ok(op),
+            Err(e) => Err(close_after_error(op.assoc, e).await),
+        }
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The transfer syntax of the identifiers, both ways.
+    pub fn transfer_syntax(&self) -> &str {
+        &self.transfer_syntax
+    }
+
+    /// A protocol error naming this peer.
+    pub fn protocol(&self, reason: String) -> NetError {
+        NetError::Protocol {
+            peer: self.peer.clone(),
+            reason,
+        }
+    }
+
+    /// The next message from the peer, whatever it is (C-GET also receives C-STORE-RQs).
+    pub async fn next_message(&mut self) -> Result<Message, NetError> {
+        self.inbox.next(&mut self.assoc, &self.peer).await
+    }
+
+    /// The next message, which must be a response to our request: (status, message).
+    pub async fn next_response(&mut self) -> Result<(u16, Message), NetError> {
+        let message = self.next_message().await?;
+        self.response(message)
+    }
+
+    /// Checks that `message` answers our request, on its context, and carries a status.
+    pub fn response(&self, message: Message) -> Result<(u16, Message), NetError> {
+        check_response(&message.command, &self.peer, self.response_field, QR_MESSAGE_ID)?;
+        if message.presentation_context_id != self.context_id {
+            return Err(self.protocol(format!(
+                "response on presentation context {}, the request went on {}",
+                message.presentation_context_id, self.context_id
+            )));
+        }
+        match message.command.u16(tag::STATUS) {
+            Some(status) => Ok((status, message)),
+            None => Err(self.protocol("response without Status (0000,0900)".into())),
+        }
+    }
+
+    /// Sends a message of our own on `context_id` (C-GET: a C-STORE-RSP).
+    pub async fn send(&mut self, context_id: u8, command: &[u8]) -> Result<(), NetError> {
+        send_request(&mut self.assoc, &self.peer, context_id, command, None).await
+    }
+
+    /// What the negotiation agreed for presentation context `id`, if it was accepted.
+    pub fn context(&self, id: u8) -> Option<Context> {
+        self.assoc
+            .presentation_contexts()
+            .iter()
+            .find(|pc| pc.id == id && pc.reason == PresentationContextResultReason::Acceptance)
+            .map(|pc| Context {
+                abstract_syntax: trim(&pc.abstract_syntax).to_string(),
+                transfer_syntax: trim(&pc.transfer_syntax).to_string(),
+            })
+    }
+
+    /// The peer's socket address (C-GET: where the instances come from).
+    pub fn peer_addr(&mut self) -> SocketAddr {
+        self.assoc
+            .inner_stream()
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Releases after a result, closes after an error (see `close_after_error`).
+    pub async fn end<T>(self, result: Result<T, NetError>) -> Result<T, NetError> {
+        match result {
+            Ok(value) => {
+                release(self.assoc, &self.peer).await;
+                Ok(value)
+            }
+            Err(e) => Err(close_after_error(self.assoc, e).await),
+        }
+    }
+}
+
+/// The id and transfer syntax of the accepted context for `abstract_syntax`.
+fn accepted_context(assoc: &ClientAssociation, abstract_syntax: &str) -> Option<(u8, String)> {
+    assoc
+        .presentation_contexts()
+        .iter()
+        .find(|pc| {
+            pc.reason == PresentationContextResultReason::Acceptance && trim(&pc.abstract_syntax) == abstract_syntax
+        })
+        .map(|pc| (pc.id, trim(&pc.transfer_syntax).to_string()))
 }
 
 /// Releases after the work is acknowledged; a failing release only warrants a warning.
@@ -388,11 +612,18 @@ async fn release(assoc: ClientAssociation, peer: &str) {
     }
 }
 
-/// After a failure: abort on a protocol error (the peer is still there), otherwise just close
-/// (the peer aborted or the connection broke). Returns the error.
+/// After a failure: release when the peer kept to the protocol (it answered a failure status,
+/// or we could not encode our request), abort on a protocol error (the peer is still there),
+/// otherwise just close (the peer aborted or the connection broke). Returns the error.
 async fn close_after_error(assoc: ClientAssociation, e: NetError) -> NetError {
-    if matches!(e, NetError::Protocol { .. }) {
-        let _ = assoc.abort().await;
+    match e {
+        NetError::OperationFailed { .. } | NetError::InvalidInput(_) => {
+            let _ = assoc.release().await;
+        }
+        NetError::Protocol { .. } => {
+            let _ = assoc.abort().await;
+        }
+        _ => {}
     }
     e
 }

@@ -1,5 +1,5 @@
 //! One established SCP association: reads PDUs, reassembles DIMSE messages, answers C-ECHO and
-//! C-STORE (via the StoreHandler on the blocking pool), releases or aborts, and counts.
+//! C-STORE (StoreHandler on the blocking pool; C-GET reuses this), releases or aborts, counts.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,9 +24,9 @@ use crate::handler::{
 };
 
 /// What the negotiation agreed for one accepted presentation context.
-struct Context {
-    abstract_syntax: String,
-    transfer_syntax: String,
+pub(crate) struct Context {
+    pub abstract_syntax: String,
+    pub transfer_syntax: String,
 }
 
 pub(crate) struct Session {
@@ -241,87 +241,141 @@ impl Session {
 
     async fn store(&mut self, message: Message, context: Context, message_id: u16) -> Result<(), AssociationEnd> {
         let context_id = message.presentation_context_id;
-        let class = message
-            .command
-            .text(tag::AFFECTED_SOP_CLASS_UID)
-            .filter(|u| valid_uid(u));
-        let instance = message
-            .command
-            .text(tag::AFFECTED_SOP_INSTANCE_UID)
-            .filter(|u| valid_uid(u));
-        let bytes = message.data.as_ref().map_or(0, |d| d.len() as u64);
-        let (outcome, buffer) = self
-            .store_outcome(message, &context, class.clone(), instance.clone())
-            .await;
-        if let Some(buffer) = buffer {
+        let answer = answer_store(
+            self.handler.clone(),
+            message,
+            message_id,
+            &context,
+            &self.info,
+            self.max_object_bytes,
+        )
+        .await;
+        if let Some(buffer) = answer.buffer {
             self.assembler.recycle(buffer);
         }
-        if outcome.is_stored() {
+        if answer.outcome.is_stored() {
             self.summary.stored += 1;
-            self.summary.bytes += bytes;
-            debug!(
-                association = self.info.id,
-                sop_class = class.as_deref(),
-                sop_instance = instance.as_deref(),
-                status = outcome.status,
-                "instance stored"
-            );
+            self.summary.bytes += answer.bytes;
         } else {
             self.summary.failed += 1;
-            warn!(association = self.info.id, calling_ae = %self.info.calling_ae, status = format_args!("0x{:04X}", outcome.status), comment = outcome.comment.as_deref(), "C-STORE failed");
         }
-        let rsp = Response {
-            request_field: field::C_STORE_RQ,
-            message_id,
-            status: outcome.status,
-            sop_class_uid: class.as_deref(),
-            sop_instance_uid: instance.as_deref(),
-            comment: outcome.comment.as_deref(),
-        };
-        self.reply(context_id, &rsp.encode()).await
+        self.reply(context_id, &answer.response).await
     }
+}
 
-    /// The network-level checks, then the handler on the blocking pool. Also hands back the
-    /// data set buffer when it came back from the handler, for the next instance to reuse.
-    async fn store_outcome(
-        &self,
-        message: Message,
-        context: &Context,
-        class: Option<String>,
-        instance: Option<String>,
-    ) -> (StoreResponse, Option<Vec<u8>>) {
-        let (Some(class), Some(instance)) = (class, instance) else {
-            let rsp = StoreResponse::failure(status::CANNOT_UNDERSTAND, "missing or invalid Affected SOP Class/Instance UID");
-            return (rsp, message.data);
-        };
-        if class != context.abstract_syntax {
-            let rsp = StoreResponse::failure(status::SOP_CLASS_NOT_SUPPORTED, "SOP class differs from the presentation context's");
-            return (rsp, message.data);
-        }
-        if message.oversized {
-            let comment = format!("data set larger than {} bytes", self.max_object_bytes);
-            return (StoreResponse::failure(status::OUT_OF_RESOURCES, comment), None);
-        }
-        let Some(dataset) = message.data else {
-            return (StoreResponse::failure(status::CANNOT_UNDERSTAND, "C-STORE-RQ without a data set"), None);
-        };
-        let req = ReceivedInstance {
-            sop_class_uid: class,
-            sop_instance_uid: instance,
-            transfer_syntax_uid: context.transfer_syntax.clone(),
-            dataset,
-            calling_ae: self.info.calling_ae.clone(),
-            called_ae: self.info.called_ae.clone(),
-            peer: self.info.peer,
-        };
-        let handler = self.handler.clone();
-        let stored = tokio::task::spawn_blocking(move || (check_and_store(handler.as_ref(), &req), req.dataset));
-        match stored.await {
-            Ok((response, buffer)) => (response, Some(buffer)),
-            Err(e) => {
-                warn!(association = self.info.id, error = %e, "store handler panicked");
-                (StoreResponse::failure(status::OUT_OF_RESOURCES, "internal error while storing"), None)
-            }
+/// A C-STORE-RQ answered: the C-STORE-RSP to send, and the data set buffer back for reuse.
+pub(crate) struct StoreAnswer {
+    pub response: Vec<u8>,
+    pub outcome: StoreResponse,
+    /// Data set bytes received.
+    pub bytes: u64,
+    pub buffer: Option<Vec<u8>>,
+}
+
+/// Stores the instance of a C-STORE-RQ (`message`) through `handler` and builds the response;
+/// logs the outcome. Used by the SCP and by C-GET, whose C-STOREs arrive on our own SCU
+/// association (`from` names the sender either way).
+pub(crate) async fn answer_store(
+    handler: Arc<dyn StoreHandler>,
+    message: Message,
+    message_id: u16,
+    context: &Context,
+    from: &AssociationInfo,
+    max_object_bytes: u64,
+) -> StoreAnswer {
+    let uid = |element| message.command.text(element).filter(|u| valid_uid(u));
+    let (class, instance) = (uid(tag::AFFECTED_SOP_CLASS_UID), uid(tag::AFFECTED_SOP_INSTANCE_UID));
+    let bytes = message.data.as_ref().map_or(0, |d| d.len() as u64);
+    let (outcome, buffer) = store_outcome(
+        handler,
+        message,
+        context,
+        (class.clone(), instance.clone()),
+        from,
+        max_object_bytes,
+    )
+    .await;
+    if outcome.is_stored() {
+        debug!(
+            association = from.id,
+            sop_class = class.as_deref(),
+            sop_instance = instance.as_deref(),
+            status = outcome.status,
+            "instance stored"
+        );
+    } else {
+        warn!(association = from.id, calling_ae = %from.calling_ae, status = format_args!("0x{:04X}", outcome.status), comment = outcome.comment.as_deref(), "C-STORE failed");
+    }
+    let response = Response {
+        request_field: field::C_STORE_RQ,
+        message_id,
+        status: outcome.status,
+        sop_class_uid: class.as_deref(),
+        sop_instance_uid: instance.as_deref(),
+        comment: outcome.comment.as_deref(),
+    }
+    .encode();
+    StoreAnswer {
+        response,
+        outcome,
+        bytes,
+        buffer,
+    }
+}
+
+/// The network-level checks of a C-STORE-RQ (`uids`: its valid SOP class and instance UIDs, if
+/// any), then the handler on the blocking pool. Also hands back the data set buffer when it came
+/// back from the handler, for the next instance to reuse.
+async fn store_outcome(
+    handler: Arc<dyn StoreHandler>,
+    message: Message,
+    context: &Context,
+    uids: (Option<String>, Option<String>),
+    from: &AssociationInfo,
+    max_object_bytes: u64,
+) -> (StoreResponse, Option<Vec<u8>>) {
+    let (Some(class), Some(instance)) = uids else {
+        let rsp = StoreResponse::failure(
+            status::CANNOT_UNDERSTAND,
+            "missing or invalid Affected SOP Class/Instance UID",
+        );
+        return (rsp, message.data);
+    };
+    if class != context.abstract_syntax {
+        let rsp = StoreResponse::failure(
+            status::SOP_CLASS_NOT_SUPPORTED,
+            "SOP class differs from the presentation context's",
+        );
+        return (rsp, message.data);
+    }
+    if message.oversized {
+        let comment = format!("data set larger than {max_object_bytes} bytes");
+        return (StoreResponse::failure(status::OUT_OF_RESOURCES, comment), None);
+    }
+    let Some(dataset) = message.data else {
+        return (
+            StoreResponse::failure(status::CANNOT_UNDERSTAND, "C-STORE-RQ without a data set"),
+            None,
+        );
+    };
+    let req = ReceivedInstance {
+        sop_class_uid: class,
+        sop_instance_uid: instance,
+        transfer_syntax_uid: context.transfer_syntax.clone(),
+        dataset,
+        calling_ae: from.calling_ae.clone(),
+        called_ae: from.called_ae.clone(),
+        peer: from.peer,
+    };
+    let stored = tokio::task::spawn_blocking(move || (check_and_store(handler.as_ref(), &req), req.dataset));
+    match stored.await {
+        Ok((response, buffer)) => (response, Some(buffer)),
+        Err(e) => {
+            warn!(association = from.id, error = %e, "store handler panicked");
+            (
+                StoreResponse::failure(status::OUT_OF_RESOURCES, "internal error while storing"),
+                None,
+            )
         }
     }
 }
