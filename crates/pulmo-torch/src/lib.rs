@@ -1,13 +1,15 @@
 //! Everything that touches libtorch lives here, so the rest of the workspace builds and tests
 //! without it: which devices this process can compute on, choosing one from the configuration
 //! (`auto`, `cpu`, `cuda:N`), whole-volume image operations as tensor ops ([`image`]), and the
-//! model contract: TorchScript plus a checked manifest ([`model`]).
+//! model contract: TorchScript plus a checked manifest ([`model`]), and image registration
+//! (affine and local rigid fits, gradients by autograd) ([`register`]).
 
 pub mod image;
 pub mod model;
+pub mod register;
 
 use serde::Serialize;
-pub use tch::{Device, TchError, Tensor};
+pub use tch::{Device, Kind, TchError, Tensor};
 use tch::Cuda;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
