@@ -46,6 +46,13 @@
 //! doubling to 5 min); after `max_attempts` (default 20) the export is parked as `failed` until
 //! [`Store::retry_parked_exports`]. Exports left `sending` are requeued at start-up.
 //!
+//! # Retention
+//!
+//! [`Store::expire_studies`] removes the received images of complete studies past a [`Retention`]
+//! (age since the last instance, and/or a byte budget, oldest first), never while a job or an
+//! export of the study is pending. The study row and its findings stay: follow-up still knows the
+//! prior and retrieves its images from the PACS again when it needs them.
+//!
 //! # Time
 //!
 //! All times are integer milliseconds since the Unix epoch ([`Timestamp`]), and every
@@ -71,6 +78,7 @@ mod findings;
 mod ingest;
 mod jobs;
 mod model;
+mod retention;
 mod schema;
 mod spool;
 mod status;
@@ -87,6 +95,7 @@ pub use model::{
     ExportState, InstanceRecord, Job, JobId, JobState, NewInstance, Outcome, PatientId,
     SameContent, Study, StudyState,
 };
+pub use retention::{Expired, Retention};
 pub use schema::SCHEMA_VERSION;
 pub use spool::{Spool, SpoolPath};
 pub use status::{DestinationExports, ExportGroup, FindingsSummary, SeriesSummary, StoreStatus, StudyReport};
