@@ -3,13 +3,14 @@
 
 use pulmo_clinical::density::emphysema_present;
 use pulmo_clinical::fleischner::{self, Multiplicity, PatientRisk};
-use pulmo_clinical::lung_rads::{self, Features, Status};
+use pulmo_clinical::lung_rads::{self, Features, Previous, Status};
 use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
 pub use pulmo_findings::{NoduleFinding, PatientFacts};
 use pulmo_findings::{ExamAssessment, FleischnerAdvice, Level, Measurements, Risk};
 use pulmo_volume::mesh::Mesh;
 use pulmo_volume::BoxRegion;
 
+use crate::follow_up::Followed;
 use crate::lung::LungMask;
 
 /// A nodule the pipeline kept, before the clinical rules see it.
@@ -22,21 +23,33 @@ pub struct Measured {
     pub detection_probability: f64,
 }
 
-/// The findings for the measured nodules of one baseline exam of series `series_uid`, in report
-/// order (most suspicious category first, then largest), numbered from 1, each with its surface.
-pub fn assess(nodules: Vec<Measured>, lungs: &LungMask, patient: &PatientFacts, series_uid: &str) -> Vec<(NoduleFinding, Mesh)> {
+/// The findings for the measured nodules of one exam of series `series_uid`, in report order
+/// (most suspicious category first, then largest), numbered from 1, each with its surface.
+/// `followed` holds what comparing with a prior said of each nodule; `None` for a baseline.
+pub fn assess(
+    nodules: Vec<Measured>,
+    followed: Option<Vec<Followed>>,
+    lungs: &LungMask,
+    patient: &PatientFacts,
+    series_uid: &str,
+) -> Vec<(NoduleFinding, Mesh)> {
     let count = nodules.len() as u32;
+    let followed = followed.unwrap_or_else(|| nodules.iter().map(|_| Followed { status: Status::Baseline, change: None }).collect());
     let mut findings: Vec<(NoduleFinding, Mesh)> = nodules
         .into_iter()
-        .map(|n| {
+        .zip(followed)
+        .map(|(n, f)| {
             let m = n.measurements;
             let zone = lungs.zone_at(m.centre_lps_mm);
             let upper = zone.is_some_and(|z| z.level == Level::Upper);
+            let tracking_uid = f.change.as_ref().map_or_else(|| tracking_uid(series_uid, &m), |c| c.prior.tracking_uid.clone());
             let finding = NoduleFinding {
                 id: 0,
-                tracking_uid: tracking_uid(series_uid, &m),
+                tracking_uid,
                 detection_probability: n.detection_probability,
-                lung_rads: lung_rads::assess(&lung_rads_nodule(&m)),
+                lung_rads: lung_rads::assess(&lung_rads_nodule(&m, &f)),
+                status: f.status,
+                change: f.change,
                 brock: brock(&m, lungs, patient, upper, count),
                 mayo: mayo(&m, patient, upper),
                 zone,
@@ -82,15 +95,22 @@ fn tracking_uid(series_uid: &str, m: &Measurements) -> String {
     pulmo_dicom::derived_uid(&format!("{series_uid}/nodule/{x},{y},{z}"))
 }
 
-/// Lung-RADS sees type, size and status. pulmo does not judge margins yet, so neither the
-/// juxtapleural benign-shape rule (category 2 below 10 mm) nor the 4X upgrade is applied.
-fn lung_rads_nodule(m: &Measurements) -> lung_rads::Nodule {
+/// Lung-RADS sees type, size, status and the previous exam. pulmo does not judge margins yet,
+/// so neither the juxtapleural benign-shape rule (category 2 below 10 mm) nor 4X is applied.
+fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
+    let previous = followed.change.as_ref().map(|c| Previous {
+        category: c.prior.lung_rads,
+        density: c.prior.density,
+        mean_diameter_mm: c.prior.mean_diameter_mm,
+        solid_component_mm: c.prior.solid_core_mean_diameter_mm.unwrap_or(0.0),
+    });
     lung_rads::Nodule {
         density: m.density,
         mean_diameter_mm: m.mean_diameter_mm,
         solid_component_mm: m.solid_core.map_or(0.0, |c| c.mean_diameter_mm),
-        status: Status::Baseline,
+        status: followed.status,
         features: Features { benign: m.calcified, juxtapleural_benign_shape: false, suspicious: false },
+        previous,
     }
 }
 

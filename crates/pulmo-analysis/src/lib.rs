@@ -6,20 +6,25 @@
 //! [`lung`] (left and right lung masks, airways excluded, zones, emphysema), [`candidates`]
 //! (blobs in the lungs, for sensitivity), [`detect`] (the false-positive reduction CNN),
 //! [`nodule`] (one nodule's voxels, cut from vessels and chest wall), [`measure`] (what is
-//! reported about it), [`findings`] (the clinical rules applied).
+//! reported about it), [`findings`] (the clinical rules applied), [`follow_up`] (matching with
+//! the prior's nodules, growth and doubling time), [`registration`] (the prior study's
+//! coordinates mapped into the current one's: global affine, local refinement).
 
 pub mod candidates;
 pub mod detect;
 pub mod findings;
+pub mod follow_up;
 pub mod lung;
 pub mod measure;
 pub mod nodule;
 pub mod pipeline;
+pub mod registration;
 
 pub use candidates::{find_candidates, Candidate};
 pub use findings::{assess, Measured, NoduleFinding, PatientFacts};
-pub use pipeline::{Analysis, AnalysisError, Pipeline, Progress, Stage};
+pub use pipeline::{Analysis, AnalysisError, Pipeline, PriorExam, Progress, Stage};
 pub use detect::{patches, DetectError, Detection, Detector};
 pub use measure::{measure, Measurements};
 pub use nodule::{segment_nodule, NoduleMask};
 pub use lung::{segment_lungs, Level, LungError, LungMask, Side, Zone};
+pub use registration::{refine_near, register_to_prior, LocalFit, Registration, RegistrationError, RegistrationQuality};

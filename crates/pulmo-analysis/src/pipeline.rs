@@ -5,7 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use pulmo_dicom::CtSeries;
-use pulmo_findings::{Algorithm, PatientFacts, Processing, StageTime, StudyFindings, SCHEMA_VERSION};
+use pulmo_findings::{
+    Algorithm, NoduleFinding, PatientFacts, PriorComparison, Processing, SourceSeries, StageTime, StudyFindings,
+    SCHEMA_VERSION,
+};
 use pulmo_torch::model::ModelError;
 use pulmo_torch::{Device, TchError};
 use pulmo_volume::mesh::Mesh;
@@ -13,6 +16,8 @@ use pulmo_volume::Volume;
 
 use crate::detect::{DetectError, Detection, Detector};
 use crate::findings::{self, Measured};
+use crate::follow_up::{self, Followed, PriorMapping};
+use crate::registration::{refine_near, register_to_prior, RegistrationError};
 use crate::lung::{LungError, LungMask};
 use crate::{find_candidates, measure, segment_lungs, segment_nodule, Candidate, Measurements, NoduleMask};
 
@@ -39,9 +44,15 @@ pub const MIN_SPHERICITY_MASS: f64 = 0.45;
 /// neither for training nor for the evaluation in docs/accuracy.md).
 pub const REPORT_PROBABILITY: f64 = 0.5;
 
+/// The follow-up stage's parts in `processing.stages`: the prior's lung mask, the registration
+/// (global fit; the local refinements run during matching), and matching with refinement.
+pub const FOLLOW_UP_LUNGS: &str = "follow-up: prior lungs";
+pub const FOLLOW_UP_REGISTRATION: &str = "follow-up: registration";
+pub const FOLLOW_UP_MATCHING: &str = "follow-up: refinement and matching";
+
 /// What a reader should know about every run, whatever the CT.
 const METHOD_NOTES: [&str; 2] = [
-    "Lung-RADS: baseline rules; margins are not judged, so neither the juxtapleural benign-shape rule nor 4X is applied",
+    "Lung-RADS: margins are not judged, so neither the juxtapleural benign-shape rule nor 4X is applied",
     "Spiculation is not assessed: the Brock score is its model without spiculation, the Mayo score counts it as absent",
 ];
 
@@ -53,6 +64,8 @@ pub enum AnalysisError {
     Detect(#[from] DetectError),
     #[error("tensor operation failed: {0}")]
     Torch(#[from] TchError),
+    #[error("registration with the prior: {0}")]
+    Registration(#[from] RegistrationError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +74,13 @@ pub enum Stage {
     Candidates,
     Detection,
     Measurement,
+    FollowUp,
     Assessment,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Lungs, Stage::Candidates, Stage::Detection, Stage::Measurement, Stage::Assessment];
+    pub const ALL: [Stage; 6] =
+        [Stage::Lungs, Stage::Candidates, Stage::Detection, Stage::Measurement, Stage::FollowUp, Stage::Assessment];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -73,6 +88,7 @@ impl Stage {
             Stage::Candidates => "candidates",
             Stage::Detection => "detection",
             Stage::Measurement => "measurement",
+            Stage::FollowUp => "follow-up",
             Stage::Assessment => "assessment",
         }
     }
@@ -127,7 +143,18 @@ impl Pipeline {
         self.device
     }
 
+    /// A baseline analysis: no prior to compare with.
     pub fn analyze(&self, ct: &CtSeries, progress: &mut dyn FnMut(Progress)) -> Result<Analysis, AnalysisError> {
+        self.analyze_with_prior(ct, None, progress)
+    }
+
+    /// The analysis of `ct`, its nodules compared with `prior`'s when there is one.
+    pub fn analyze_with_prior(
+        &self,
+        ct: &CtSeries,
+        prior: Option<PriorExam<'_>>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Analysis, AnalysisError> {
         let volume = &ct.volume;
         let mut clock = Clock::default();
         progress(Progress { stage: Stage::Lungs, done: 0, total: 1 });
@@ -143,13 +170,32 @@ impl Pipeline {
         detections.sort_by(|a, b| b.probability.total_cmp(&a.probability));
         let measured = measure_detections(ct, &lungs, &detections, progress)?;
         clock.lap(Stage::Measurement);
+        let source = ct.source_series();
+        let mut follow_up_note = prior.is_none().then(|| "Lung-RADS: baseline rules (no prior exam compared)".to_string());
+        let (followed, comparison) = match prior {
+            Some(prior) => {
+                progress(Progress { stage: Stage::FollowUp, done: 0, total: 1 });
+                // A prior that cannot be compared (no lungs found in it, a registration that
+                // fails) leaves a baseline that says so, rather than no findings at all.
+                match self.follow_up(ct, &lungs, &source, &measured, prior, &mut clock) {
+                    Ok((followed, comparison)) => (Some(followed), Some(comparison)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, prior = %prior.findings.source.study_uid, "comparison with the prior failed");
+                        follow_up_note = Some(format!("analysed as a baseline: the comparison with prior study {} failed ({e})", prior.findings.source.study_uid));
+                        (None, None)
+                    }
+                }
+            }
+            None => (None, None),
+        };
         progress(Progress { stage: Stage::Assessment, done: 0, total: 1 });
         let patient = PatientFacts::from_dicom(ct.patient_study.age.as_deref(), ct.patient_study.sex.as_deref());
-        let (nodules, surfaces): (Vec<_>, Vec<_>) = findings::assess(measured, &lungs, &patient, &ct.series_uid).into_iter().unzip();
+        let (nodules, surfaces): (Vec<_>, Vec<_>) =
+            findings::assess(measured, followed, &lungs, &patient, &ct.series_uid).into_iter().unzip();
         clock.lap(Stage::Assessment);
         let findings = StudyFindings {
             schema_version: SCHEMA_VERSION,
-            source: ct.source_series(),
+            source,
             algorithm: Algorithm {
                 name: "pulmo".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -158,8 +204,9 @@ impl Pipeline {
             patient,
             lungs: lungs.summary(),
             exam: findings::exam(&nodules),
+            prior: comparison,
             nodules,
-            notes: notes(ct, &lungs),
+            notes: notes(ct, &lungs).into_iter().chain(follow_up_note).collect(),
             processing: Processing {
                 device: format!("{:?}", self.device),
                 candidates: candidates.len(),
@@ -169,6 +216,48 @@ impl Pipeline {
         };
         Ok(Analysis { findings, surfaces })
     }
+
+    /// Registers the prior to this CT, then matches the nodules (see [`follow_up`]).
+    fn follow_up(
+        &self,
+        ct: &CtSeries,
+        lungs: &LungMask,
+        source: &SourceSeries,
+        measured: &[Measured],
+        prior: PriorExam<'_>,
+        clock: &mut Clock,
+    ) -> Result<(Vec<Followed>, PriorComparison), AnalysisError> {
+        let prior_lungs = segment_lungs(&prior.ct.volume, self.device)?;
+        clock.lap_named(FOLLOW_UP_LUNGS);
+        let registration = register_to_prior(&ct.volume, lungs, &prior.ct.volume, &prior_lungs, self.device)?;
+        clock.lap_named(FOLLOW_UP_REGISTRATION);
+        let mut locate = |n: &NoduleFinding| {
+            let m = &n.measurements;
+            refine_near(&ct.volume, &prior.ct.volume, &registration, m.centre_lps_mm, m.long_axis_mm / 2.0, self.device)
+                .map(|fit| fit.current_point_lps)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, nodule = n.id, "local refinement failed; the global registration places the prior nodule");
+                    registration.prior_to_current.apply(m.centre_lps_mm)
+                })
+        };
+        let mapping = PriorMapping {
+            prior_to_current: registration.prior_to_current,
+            quality: registration.quality,
+            locate: &mut locate,
+        };
+        let current: Vec<Measurements> = measured.iter().map(|m| m.measurements.clone()).collect();
+        let compared = follow_up::compare(&current, source, prior.findings, mapping);
+        clock.lap_named(FOLLOW_UP_MATCHING);
+        Ok(compared)
+    }
+}
+
+/// The patient's earlier exam to compare with: its CT (registration needs the image) and the
+/// findings pulmo made on it.
+#[derive(Debug, Clone, Copy)]
+pub struct PriorExam<'a> {
+    pub ct: &'a CtSeries,
+    pub findings: &'a StudyFindings,
 }
 
 /// Segments and measures each detection, most probable first; drops a detection inside a
@@ -244,8 +333,12 @@ impl Default for Clock {
 
 impl Clock {
     fn lap(&mut self, stage: Stage) {
+        self.lap_named(stage.name());
+    }
+
+    fn lap_named(&mut self, name: &str) {
         let now = Instant::now();
-        self.stages.push(StageTime { stage: stage.name().into(), seconds: (now - self.last).as_secs_f64() });
+        self.stages.push(StageTime { stage: name.into(), seconds: (now - self.last).as_secs_f64() });
         self.last = now;
     }
 }

@@ -1,4 +1,5 @@
-//! DICOM DA/TM strings: validation, adding days to a study date, and PatientAge.
+//! Exam dates as DICOM writes them (DA/TM strings): validation, days between two exams (what
+//! growth rates are computed over), adding days to a date, and PatientAge.
 //! Civil-calendar arithmetic after H. Hinnant's days_from_civil, so no date crate is needed.
 
 /// (year, month, day) of a "YYYYMMDD" string, or None when it is not a real date.
@@ -63,12 +64,20 @@ pub fn add_days(da: &str, days: i64) -> Option<String> {
     Some(format!("{y:04}{m:02}{d:02}"))
 }
 
-/// Whole days from `from` to `to`.
-#[cfg(test)]
+/// Whole days from `from` to `to`; None when either is not a valid date.
 pub fn days_between(from: &str, to: &str) -> Option<i64> {
     let (y0, m0, d0) = parse_da(from)?;
     let (y1, m1, d1) = parse_da(to)?;
     Some(days_from_civil(y1, m1, d1) - days_from_civil(y0, m0, d0))
+}
+
+/// A DA date for reading, "20240131" as "2024-01-31"; anything else as it is.
+pub fn display(da: &str) -> String {
+    let da = da.trim();
+    match parse_da(da) {
+        Some((y, m, d)) => format!("{y:04}-{m:02}-{d:02}"),
+        None => da.to_string(),
+    }
 }
 
 /// PatientAge (AS) such as "061Y" on `study_date` for someone born on `birth_date`.
@@ -93,6 +102,8 @@ mod tests {
         assert_eq!(add_days("20231231", 1).as_deref(), Some("20240101"));
         assert_eq!(days_between("20240115", "20250114"), Some(365));
         assert_eq!(add_days("20240230", 1), None);
+        assert_eq!(display("20240131"), "2024-01-31");
+        assert_eq!(display("2024"), "2024");
     }
 
     #[test]

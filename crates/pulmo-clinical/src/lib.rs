@@ -9,10 +9,12 @@
 //! - [`risk`]: malignancy probability by the Brock (PanCan) full model and the Mayo model, with
 //!   every input and every assumption made for an unknown input.
 //! - [`growth`]: volume doubling time and its interpretation.
+//! - [`dates`]: exam dates (DICOM DA) and the days between them.
 //!
 //! Sizes follow Lung-RADS: axes and mean diameter in millimetres rounded to 0.1 mm
 //! ([`round_mm`]) before any threshold is applied, so a 5.96 mm nodule is a 6.0 mm nodule.
 
+pub mod dates;
 pub mod density;
 pub mod fleischner;
 pub mod growth;

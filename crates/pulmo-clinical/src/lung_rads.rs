@@ -1,6 +1,7 @@
 //! Lung-RADS v2022 (American College of Radiology) for lung cancer screening CT: the category of
 //! each nodule from its type, size and status, the exam category, and the management each
-//! category calls for. Stepped management of stable nodules comes with tracking.
+//! category calls for. Follow-up exams add the nodule's status against the patient's earlier
+//! exams ([`follow_up_status`]) and stepped management of stable nodules.
 
 use std::fmt;
 
@@ -70,16 +71,21 @@ impl fmt::Display for Category {
     }
 }
 
-/// When the nodule was first seen, relative to this exam.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// When the nodule was first seen, relative to this exam, and how it changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// First screening exam, or no prior to compare with.
+    #[default]
     Baseline,
     /// Not present on the prior exam.
     New,
     /// Mean diameter increased by more than 1.5 mm within 12 months (see [`is_growth`]).
     Growing,
+    /// Seen before and not growing (stable or smaller).
+    Stable,
+    /// Grew by more than 1.5 mm across several exams, though never within 12 months.
+    SlowlyGrowing,
 }
 
 /// Features that take a nodule out of the size table.
@@ -102,7 +108,28 @@ pub struct Nodule {
     pub solid_component_mm: f64,
     pub status: Status,
     pub features: Features,
+    /// The same nodule on the previous exam: what stepped management starts from.
+    pub previous: Option<Previous>,
 }
+
+/// A nodule as the previous exam saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Previous {
+    pub category: Category,
+    pub density: Density,
+    pub mean_diameter_mm: f64,
+    pub solid_component_mm: f64,
+}
+
+/// One exam's measurement of a nodule: `day` counts days on any fixed calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    pub day: f64,
+    pub mean_diameter_mm: f64,
+}
+
+/// Lung-RADS' "within 12 months", in days.
+pub const GROWTH_WINDOW_DAYS: f64 = 366.0;
 
 /// A category and the rule that gave it, in words a radiologist can check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +144,25 @@ pub fn is_growth(previous_mean_mm: f64, current_mean_mm: f64) -> bool {
     round_mm(round_mm(current_mean_mm) - round_mm(previous_mean_mm)) > 1.5
 }
 
+/// A followed nodule's status from its measurements, oldest first, the current exam last;
+/// `None` with fewer than two (the caller knows whether it is a baseline or a new nodule).
+/// Growth since the previous exam counts whatever the interval (annual screens slip past 12
+/// months); growth against an older exam counts within [`GROWTH_WINDOW_DAYS`], and beyond
+/// that it is slow growth.
+pub fn follow_up_status(history: &[Measured]) -> Option<Status> {
+    let (current, earlier) = history.split_last()?;
+    let previous = earlier.last()?;
+    let grew = |m: &Measured| is_growth(m.mean_diameter_mm, current.mean_diameter_mm);
+    let status = if grew(previous) || earlier.iter().any(|m| current.day - m.day <= GROWTH_WINDOW_DAYS && grew(m)) {
+        Status::Growing
+    } else if earlier.iter().any(grew) {
+        Status::SlowlyGrowing
+    } else {
+        Status::Stable
+    };
+    Some(status)
+}
+
 /// The category of one nodule.
 pub fn assess(nodule: &Nodule) -> Assessment {
     let size = round_mm(nodule.mean_diameter_mm);
@@ -126,15 +172,16 @@ pub fn assess(nodule: &Nodule) -> Assessment {
     }
     let juxtapleural = nodule.features.juxtapleural_benign_shape
         && nodule.density == Density::Solid
-        && nodule.status != Status::Growing
+        && !matches!(nodule.status, Status::Growing | Status::SlowlyGrowing)
         && size < 10.0;
     if juxtapleural {
         return verdict(Category::Two, format!("juxtapleural/perifissural solid nodule {size:.1} mm < 10 mm, benign shape"));
     }
-    let (category, reason) = match nodule.density {
-        Density::Solid => solid(size, nodule.status),
-        Density::PartSolid => part_solid(size, solid_part, nodule.status),
-        Density::GroundGlass => ground_glass(size, nodule.status),
+    let word = status_word(nodule.status);
+    let (category, reason) = match nodule.status {
+        Status::Stable => stable(nodule, size, solid_part),
+        Status::SlowlyGrowing => slowly_growing(nodule.density, describe(word, nodule.density, size, solid_part)),
+        rules => (size_table(nodule.density, size, solid_part, rules), describe(word, nodule.density, size, solid_part)),
     };
     let suspicious = nodule.features.suspicious && category >= Category::Three;
     if suspicious {
@@ -147,36 +194,85 @@ fn verdict(category: Category, reason: String) -> Assessment {
     Assessment { category, reason }
 }
 
-fn solid(size: f64, status: Status) -> (Category, String) {
-    let bands: &[(f64, Category)] = match status {
-        Status::Baseline => &[(6.0, Category::Two), (8.0, Category::Three), (15.0, Category::FourA)],
-        Status::New => &[(4.0, Category::Two), (6.0, Category::Three), (8.0, Category::FourA)],
-        Status::Growing => &[(8.0, Category::FourA)],
-    };
-    let category = band(size, bands, Category::FourB);
-    (category, format!("{} solid nodule, mean diameter {size:.1} mm", status_word(status)))
+/// The size table for `rules` (baseline, new or growing).
+fn size_table(density: Density, size: f64, solid_part: f64, rules: Status) -> Category {
+    match density {
+        Density::Solid => solid(size, rules),
+        Density::PartSolid => part_solid(size, solid_part, rules),
+        Density::GroundGlass => ground_glass(size),
+    }
 }
 
-fn part_solid(size: f64, solid_part: f64, status: Status) -> (Category, String) {
-    let what = format!(
-        "{} part-solid nodule, mean diameter {size:.1} mm, solid component {solid_part:.1} mm",
-        status_word(status)
+fn describe(word: &str, density: Density, size: f64, solid_part: f64) -> String {
+    match density {
+        Density::Solid => format!("{word} solid nodule, mean diameter {size:.1} mm"),
+        Density::PartSolid => {
+            format!("{word} part-solid nodule, mean diameter {size:.1} mm, solid component {solid_part:.1} mm")
+        }
+        Density::GroundGlass => format!("{word} ground-glass nodule, mean diameter {size:.1} mm"),
+    }
+}
+
+/// Stepped management (v2022): a stable 4A nodule becomes 3 and a stable 3 becomes 2; 4B and
+/// 4X stay, since their work-up, not the screening interval, decides. A stable nodule that has
+/// reached a higher size category than before is classified by its size instead.
+fn stable(nodule: &Nodule, size: f64, solid_part: f64) -> (Category, String) {
+    let what = describe("stable", nodule.density, size, solid_part);
+    let now = size_table(nodule.density, size, solid_part, Status::Baseline);
+    let Some(previous) = nodule.previous else {
+        return (now, format!("{what}; no previous category: baseline size rules"));
+    };
+    let then = size_table(
+        previous.density,
+        round_mm(previous.mean_diameter_mm),
+        round_mm(previous.solid_component_mm),
+        Status::Baseline,
     );
-    let category = match status {
-        Status::Baseline if size < 6.0 => Category::Two,
-        Status::Baseline => band(solid_part, &[(6.0, Category::Three), (8.0, Category::FourA)], Category::FourB),
+    if now > then {
+        return (now, format!("{what}; reached a higher size category"));
+    }
+    let stepped = match previous.category {
+        Category::FourA => Category::Three,
+        Category::One | Category::Two | Category::Three => Category::Two,
+        held => held,
+    };
+    (stepped, format!("{what}; category {} before", previous.category))
+}
+
+/// Slow growth over several screens is 4B for solid and part-solid nodules; a slowly growing
+/// ground-glass nodule stays 2 at any size.
+fn slowly_growing(density: Density, what: String) -> (Category, String) {
+    let category = if density == Density::GroundGlass { Category::Two } else { Category::FourB };
+    (category, what)
+}
+
+fn solid(size: f64, status: Status) -> Category {
+    let bands: &[(f64, Category)] = match status {
+        Status::New => &[(4.0, Category::Two), (6.0, Category::Three), (8.0, Category::FourA)],
+        Status::Growing => &[(8.0, Category::FourA)],
+        _ => &[(6.0, Category::Two), (8.0, Category::Three), (15.0, Category::FourA)],
+    };
+    band(size, bands, Category::FourB)
+}
+
+fn part_solid(size: f64, solid_part: f64, status: Status) -> Category {
+    match status {
         Status::New | Status::Growing if solid_part >= 4.0 => Category::FourB,
         Status::New if size < 6.0 => Category::Three,
         Status::New | Status::Growing => Category::FourA,
-    };
-    (category, what)
+        _ if size < 6.0 => Category::Two,
+        _ => band(solid_part, &[(6.0, Category::Three), (8.0, Category::FourA)], Category::FourB),
+    }
 }
 
 /// Growing ground-glass nodules of 30 mm or more are not in the v2022 table (it lists them at
 /// baseline, new, stable or slowly growing); they are taken as 3, like a new one.
-fn ground_glass(size: f64, status: Status) -> (Category, String) {
-    let category = if size < 30.0 { Category::Two } else { Category::Three };
-    (category, format!("{} ground-glass nodule, mean diameter {size:.1} mm", status_word(status)))
+fn ground_glass(size: f64) -> Category {
+    if size < 30.0 {
+        Category::Two
+    } else {
+        Category::Three
+    }
 }
 
 /// The first category whose upper bound (exclusive) is above `size`, else `above`.
@@ -189,6 +285,8 @@ fn status_word(status: Status) -> &'static str {
         Status::Baseline => "baseline",
         Status::New => "new",
         Status::Growing => "growing",
+        Status::Stable => "stable",
+        Status::SlowlyGrowing => "slowly growing",
     }
 }
 
@@ -203,7 +301,7 @@ mod tests {
     use Category::*;
 
     fn nodule(density: Density, size: f64, solid_part: f64, status: Status) -> Nodule {
-        Nodule { density, mean_diameter_mm: size, solid_component_mm: solid_part, status, features: Features::default() }
+        Nodule { density, mean_diameter_mm: size, solid_component_mm: solid_part, status, features: Features::default(), previous: None }
     }
 
     fn cat(density: Density, size: f64, solid_part: f64, status: Status) -> Category {
@@ -309,6 +407,69 @@ mod tests {
         assert!(!is_growth(6.0, 7.5));
         assert!(is_growth(6.0, 7.6));
         assert!(!is_growth(6.04, 7.54)); // 6.0 -> 7.5 after rounding
+    }
+
+    fn history(points: &[(f64, f64)]) -> Vec<Measured> {
+        points.iter().map(|&(day, mean_diameter_mm)| Measured { day, mean_diameter_mm }).collect()
+    }
+
+    #[test]
+    fn follow_up_status_from_the_history() {
+        assert_eq!(follow_up_status(&history(&[(0.0, 6.0)])), None);
+        let table = [
+            (vec![(0.0, 6.0), (365.0, 7.5)], Status::Stable),
+            (vec![(0.0, 6.0), (365.0, 7.6)], Status::Growing),
+            (vec![(0.0, 6.0), (365.0, 4.0)], Status::Stable),
+            // Growth since the previous exam counts whatever the interval.
+            (vec![(0.0, 6.0), (500.0, 7.6)], Status::Growing),
+            // 1.6 mm within 12 months across two steps of 0.8 mm.
+            (vec![(0.0, 6.0), (180.0, 6.8), (366.0, 7.6)], Status::Growing),
+            (vec![(0.0, 6.0), (180.0, 6.8), (367.0, 7.6)], Status::SlowlyGrowing),
+            (vec![(0.0, 6.0), (365.0, 7.0), (730.0, 8.0)], Status::SlowlyGrowing),
+            (vec![(0.0, 6.0), (365.0, 7.0), (730.0, 7.5)], Status::Stable),
+        ];
+        for (points, want) in table {
+            assert_eq!(follow_up_status(&history(&points)), Some(want), "{points:?}");
+        }
+    }
+
+    fn followed(density: Density, size: f64, part: f64, status: Status, previous: (Category, f64, f64)) -> Category {
+        let (category, mean_diameter_mm, solid_component_mm) = previous;
+        let mut n = nodule(density, size, part, status);
+        n.previous = Some(Previous { category, density, mean_diameter_mm, solid_component_mm });
+        assess(&n).category
+    }
+
+    #[test]
+    fn stable_nodules_step_down() {
+        use Density::*;
+        let table = [
+            ((Solid, 10.0, 10.0, (FourA, 10.0, 10.0)), Three),
+            ((Solid, 7.0, 7.0, (Three, 7.0, 7.0)), Two),
+            ((Solid, 7.0, 7.0, (Two, 7.0, 7.0)), Two),
+            ((Solid, 20.0, 20.0, (FourB, 20.0, 20.0)), FourB),
+            ((Solid, 4.0, 4.0, (Three, 4.0, 4.0)), Two),
+            // Stable by the growth rule but across the 8 mm threshold: size decides.
+            ((Solid, 8.0, 8.0, (Three, 7.9, 7.9)), FourA),
+            ((Solid, 7.9, 7.9, (Three, 7.9, 7.9)), Two),
+            ((PartSolid, 12.0, 7.0, (FourA, 12.0, 7.0)), Three),
+            ((GroundGlass, 32.0, 0.0, (Three, 31.0, 0.0)), Two),
+        ];
+        for ((density, size, part, previous), want) in table {
+            assert_eq!(followed(density, size, part, Status::Stable, previous), want, "{density:?} {size} {previous:?}");
+        }
+        assert_eq!(cat(Density::Solid, 10.0, 10.0, Status::Stable), FourA, "without a previous category: baseline rules");
+    }
+
+    #[test]
+    fn slow_growth_is_4b_except_for_ground_glass() {
+        assert_eq!(cat(Density::Solid, 6.0, 6.0, Status::SlowlyGrowing), FourB);
+        assert_eq!(cat(Density::PartSolid, 9.0, 3.0, Status::SlowlyGrowing), FourB);
+        assert_eq!(cat(Density::GroundGlass, 35.0, 0.0, Status::SlowlyGrowing), Two);
+        let mut n = nodule(Density::Solid, 7.0, 7.0, Status::SlowlyGrowing);
+        n.features.juxtapleural_benign_shape = true;
+        assert_eq!(assess(&n).category, FourB, "the juxtapleural rule is for nodules that do not grow");
+        assert!(assess(&n).reason.starts_with("slowly growing solid nodule"), "{}", assess(&n).reason);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::{DicomFile, FileError};
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PatientStudy {
     pub patient_id: Option<String>,
+    /// Who assigned the Patient ID (e.g. the hospital): with it, IDs from two sites don't collide.
+    pub issuer_of_patient_id: Option<String>,
     pub patient_name: Option<String>,
     pub birth_date: Option<String>,
     pub sex: Option<String>,
@@ -126,6 +128,7 @@ impl InstanceHeader {
                 study_date: string(obj, tags::STUDY_DATE),
                 study_time: string(obj, tags::STUDY_TIME),
                 accession_number: string(obj, tags::ACCESSION_NUMBER),
+                issuer_of_patient_id: string(obj, tags::ISSUER_OF_PATIENT_ID),
             },
             frames: frame_planes(obj),
         })

@@ -1,14 +1,15 @@
 //! TID 1500 SR writer against independent validators: the report of test findings on the real
 //! a0002 CT grid, with the SEG it references, checked by dciodvfy (dicom3tools), dsrdump
 //! (DCMTK), PixelMed's DicomSRValidator (templates), and read back by highdicom, whose groups
-//! must carry the findings' tracking UIDs, segments and values.
+//! must carry the findings' tracking UIDs, segments and values; and the same as a follow-up of
+//! a prior exam, whose prior values, changes and objects must read back too.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::findings::{findings_with_balls, Ball};
+use common::findings::{findings_with_balls, follow_up, Ball, FOLLOW_UP_DAYS, GROWTH_MM};
 use common::{dciodvfy_errors, output};
 use pulmo_clinical::fleischner::{self, Multiplicity, PatientRisk};
 use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
@@ -28,6 +29,7 @@ const PIXELMED_FALSE_POSITIVES: &[&str] = &[
     r#"CONTAINER (125007,DCM,"Measurement Group")/CODE (CALCIFICATION,99PULMO,"Calcification"): Content Item not in template"#,
     r#"CONTAINER (125007,DCM,"Measurement Group")/CODE (SPICULATION,99PULMO,"Spiculated margin"): Content Item not in template"#,
     r#"CONTAINER (125007,DCM,"Measurement Group")/CODE (LUNGRADS,99PULMO,"Lung-RADS v2022 category"): Content Item not in template"#,
+    r#"CONTAINER (125007,DCM,"Measurement Group")/CODE (CHANGE,99PULMO,"Change since prior"): Content Item not in template"#,
 ];
 
 struct Written {
@@ -109,9 +111,14 @@ fn report<'a>(
 }
 
 fn write() -> Option<Written> {
+    write_with(|f| f)
+}
+
+/// The report (and its SEG) of the test findings as `make` turns them.
+fn write_with(make: fn(StudyFindings) -> StudyFindings) -> Option<Written> {
     let ct_dir = common::shared_data(SERIES)?;
     let ct = load_ct_path(&ct_dir).unwrap();
-    let findings = findings(&ct);
+    let findings = make(findings(&ct));
     let study = StudyContext::from(&ct.patient_study);
     let equipment = Equipment::pulmo("test");
     let dir = tempfile::tempdir().unwrap();
@@ -272,4 +279,91 @@ fn unwritable_findings_are_named() {
 
     let bad_seg = SegmentationRef { series_uid: seg.series_uid.clone(), sop_instance_uid: "1..2".into() };
     assert!(attempt(&w.findings, Some(&bad_seg)).unwrap_err().to_string().contains("segmentation.sop_instance_uid"));
+}
+
+#[test]
+fn a_follow_up_report_passes_the_validators_and_carries_the_change() {
+    let Some(w) = write_with(follow_up) else { return };
+    let errors = dciodvfy_errors(&w.sr);
+    assert!(errors.is_empty(), "dciodvfy errors:\n{}", errors.join("\n"));
+    let (ok, dump) = dsrdump(&w.sr);
+    assert!(ok && !dump.to_lowercase().contains("error"), "dsrdump reports an error");
+    assert!(dump.contains("Change since prior") && dump.contains("Prior nodule without a match"), "the follow-up items are dumped");
+    let unexpected: Vec<String> =
+        pixelmed(&w.sr).into_iter().filter(|m| !PIXELMED_FALSE_POSITIVES.iter().any(|known| m.contains(known))).collect();
+    assert!(unexpected.is_empty(), "PixelMed messages not known to be false positives:\n{}", unexpected.join("\n"));
+
+    let out = common::run_python(
+        include_str!("sr_check.py"),
+        &[w.sr.to_str().unwrap(), w.seg.to_str().unwrap(), w.findings_json.to_str().unwrap(), w.ct_dir.to_str().unwrap()],
+    );
+    println!("{out}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (grown, new, exam) = (&lines[0], &lines[1], &lines[2]);
+    let prior = w.findings.prior.as_ref().unwrap();
+    // The growing nodule keeps the prior's tracking UID and carries its prior values.
+    let change = w.findings.nodules[0].change.as_ref().unwrap();
+    assert_eq!(grown["tracking_uid"], change.prior.tracking_uid.as_str());
+    assert_eq!(grown["change"], "Growing");
+    let dated = w.findings.source.study_date.is_some();
+    let expected_items = if dated { 6 } else { 4 }; // no interval, no doubling time without dates
+    assert_eq!(grown["prior"].as_object().unwrap().len(), expected_items, "{grown}");
+    assert!((grown["prior"]["DIAMETER-CHANGE"].as_f64().unwrap() - GROWTH_MM).abs() < 1e-6, "{grown}");
+    if dated {
+        assert_eq!(grown["prior"]["PRIOR-INTERVAL"].as_f64(), Some(FOLLOW_UP_DAYS as f64));
+        let vdt = grown["prior"]["VDT"].as_f64().unwrap();
+        assert!(vdt > 0.0 && vdt < FOLLOW_UP_DAYS as f64 * 2.0, "{grown}");
+        let date = w.findings.source.study_date.as_deref().unwrap();
+        assert_eq!(grown["time_point"], format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..]));
+    } else {
+        assert_eq!(grown["time_point"], "current");
+    }
+    assert_eq!(new["change"], "New");
+    assert_eq!(new["prior"], serde_json::json!({}), "a new nodule has no prior values");
+    // The exam: which prior, its resolved nodule, its SR and SEG as pertinent other evidence.
+    assert!(exam["prior_study"][0].as_str().unwrap().contains(&prior.study_uid), "{exam}");
+    let unmatched = exam["unmatched_prior"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 1);
+    assert!(unmatched[0].as_str().unwrap().ends_with(": resolved"), "{exam}");
+    let evidence: Vec<&str> = exam["pertinent_other_evidence"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let objects: Vec<&str> = prior.prior_objects.iter().map(|o| o.sop_instance_uid.as_str()).collect();
+    assert_eq!(evidence, objects);
+}
+
+#[test]
+fn baseline_groups_carry_their_time_point_and_no_prior_items() {
+    let Some(w) = write() else { return };
+    let (_, dump) = dsrdump(&w.sr);
+    assert_eq!(dump.matches("Time Point").count(), 2 * w.findings.nodules.len(), "every group has a time point");
+    for absent in ["Change since prior", "prior"] {
+        assert!(!dump.contains(absent), "{absent} in a baseline report");
+    }
+    let file = DicomFile::open(&w.sr).unwrap();
+    assert!(file.object.element(dicom_dictionary_std::tags::PERTINENT_OTHER_EVIDENCE_SEQUENCE).is_err());
+}
+
+#[test]
+fn unwritable_follow_ups_are_named() {
+    let Some(w) = write_with(follow_up) else { return };
+    let equipment = Equipment::pulmo("test");
+    let (instance, seg) = (sr_instance(), segmentation_ref());
+    let attempt = |f: &StudyFindings| report(f, &w.study, &instance, &equipment, Some(&seg)).to_part10().unwrap_err().to_string();
+
+    let mut renamed = w.findings.clone();
+    renamed.nodules[0].tracking_uid = pulmo_dicom::derived_uid("another nodule");
+    let err = attempt(&renamed);
+    assert!(err.contains("findings.nodules[0].tracking_uid") && err.contains("prior's tracking UID"), "{err}");
+
+    let mut infinite = w.findings.clone();
+    infinite.nodules[0].change.as_mut().unwrap().volume_change_percent = f64::INFINITY;
+    assert!(attempt(&infinite).contains("findings.nodules[0].change.volume_change_percent"));
+
+    let mut twice = w.findings.clone();
+    let objects = &mut twice.prior.as_mut().unwrap().prior_objects;
+    objects.push(objects[0].clone());
+    assert!(attempt(&twice).contains("findings.prior.prior_objects"));
+
+    let mut bad_uid = w.findings.clone();
+    bad_uid.prior.as_mut().unwrap().prior_objects[1].series_uid = "1.02".into();
+    assert!(attempt(&bad_uid).contains("findings.prior.prior_objects[1].series_uid"));
 }

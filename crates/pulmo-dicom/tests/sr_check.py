@@ -4,8 +4,11 @@ volumetric and planar groups by tracking UID.
 
 usage: sr_check.py SR SEG FINDINGS_JSON CT_DIR
 The planar groups' polylines are checked against the key slice's own header (pydicom reads the
-CT, highdicom maps patient to image coordinates). Prints one JSON line per nodule, then one for the exam; exits non-zero (with the reason) on any
-disagreement.
+CT, highdicom maps patient to image coordinates). With a prior in the findings, each matched
+nodule's group must carry the prior's tracking UID, its prior values and the change, each
+group the time point, the exam the prior's unmatched nodules, and PertinentOtherEvidenceSequence
+the prior's objects. Prints one JSON line per nodule, then one for the exam; exits non-zero
+(with the reason) on any disagreement.
 """
 import glob, json, os, sys
 
@@ -13,11 +16,13 @@ import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 sr_path, seg_path, findings_path, ct_dir = sys.argv[1:5]
 findings = json.load(open(findings_path))
 seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
 sr = hd.sr.srread(sr_path)
+prior = findings.get("prior")
 
 
 def fail(message):
@@ -49,6 +54,67 @@ planar = report.get_planar_roi_measurement_groups()
 nodules = findings["nodules"]
 if len(volumetric) != len(nodules) or len(planar) != len(nodules):
     fail(f"{len(volumetric)} volumetric and {len(planar)} planar groups for {len(nodules)} nodules")
+
+def pulmo(value):
+    return Code(value, "99PULMO", value)
+
+
+def iso(da):
+    da = (da or "").strip()
+    return f"{da[:4]}-{da[4:6]}-{da[6:]}" if len(da) == 8 and da.isdigit() else da
+
+
+# Every group's time point: this study's date, or "current" without one.
+TIME_POINT = iso(findings["source"].get("study_date") or sr.get("StudyDate", "")) or "current"
+
+
+def time_point(group):
+    found = [i.TextValue for i in group[0].ContentSequence
+             if i.ConceptNameCodeSequence[0].CodeValue == "C2348792" and i.RelationshipType == "HAS OBS CONTEXT"]
+    if found != [TIME_POINT]:
+        fail(f"{group.tracking_identifier}: time point {found}, expected {TIME_POINT!r}")
+    return found[0]
+
+
+def expected_change(nodule):
+    """The CHANGE code the writer gives a nodule's status; None for a baseline."""
+    volume = (nodule.get("change") or {}).get("volume_change") or {}
+    status = nodule.get("status", "baseline")
+    if status == "stable" and volume.get("kind") == "shrinking":
+        return "SHRINKING"
+    return None if status == "baseline" else status.upper().replace("_", "-")
+
+
+def prior_values(number, nodule, group):
+    """The prior's values and the change in a matched nodule's group, against the findings."""
+    c = nodule["change"]
+    if nodule["tracking_uid"] != c["prior"]["tracking_uid"]:
+        fail(f"nodule {number}: tracking UID {nodule['tracking_uid']} is not the prior's {c['prior']['tracking_uid']}")
+    volume = c.get("volume_change") or {}
+    expected = {
+        "PRIOR-DIAMETER": (c["prior"]["mean_diameter_mm"], "mm"),
+        "PRIOR-VOLUME": (c["prior"]["volume_mm3"], "mm3"),
+        "PRIOR-INTERVAL": (c.get("interval_days"), "d"),
+        "DIAMETER-CHANGE": (c["mean_diameter_change_mm"], "mm"),
+        "SOLID-CHANGE": (c.get("solid_core_change_mm"), "mm"),
+        "VOLUME-CHANGE": (c["volume_change_percent"], "%"),
+        "VDT": (volume.get("doubling_time_days") if volume.get("kind") == "growing" else None, "d"),
+    }
+    values = {}
+    for code, (value, unit) in expected.items():
+        found = group.get_measurements(name=pulmo(code))
+        if value is None:
+            if found:
+                fail(f"nodule {number}: {code} written, the findings have none")
+            continue
+        if len(found) != 1 or found[0].unit.value != unit:
+            fail(f"nodule {number}: {len(found)} {code} items ({[f.unit.value for f in found]}), expected one in {unit}")
+        close(float(found[0].value), value, f"nodule {number} {code}")
+        values[code] = float(found[0].value)
+    if "VDT" in values and values["VDT"] <= 0:
+        fail(f"nodule {number}: VDT {values['VDT']}")
+    return values
+
 
 HU = {"mean": codes.SCT.Mean, "min": codes.SCT.Minimum, "max": codes.SCT.Maximum, "sd": codes.SCT.StandardDeviation}
 
@@ -97,6 +163,12 @@ for number, nodule in enumerate(nodules, start=1):
     evaluations = {e.name.value: e.value for e in group.get_qualitative_evaluations()}
     if evaluations.get("LUNGRADS") is None or evaluations["LUNGRADS"].value != f"LUNGRADS-{nodule['lung_rads']['category']}":
         fail(f"nodule {number}: Lung-RADS {evaluations.get('LUNGRADS')}")
+    change = evaluations.get("CHANGE")
+    if (change.value if change else None) != expected_change(nodule):
+        fail(f"nodule {number}: change {change}, status {nodule.get('status')}")
+    prior_found = prior_values(number, nodule, group) if nodule.get("change") else {}
+    if not nodule.get("change") and any(group.get_measurements(name=pulmo(c)) for c in ("PRIOR-DIAMETER", "VDT")):
+        fail(f"nodule {number}: prior values without a match")
 
     # The planar group: the long axis on its key slice, as OHIF draws it.
     region = plane.roi
@@ -115,12 +187,14 @@ for number, nodule in enumerate(nodules, start=1):
         fail(f"nodule {number}: polyline {region.value.tolist()} on its slice, expected {expected.tolist()}")
     [plane_long_axis] = plane.get_measurements(name=codes.SCT.LongAxis)
     close(float(plane_long_axis.value), m["long_axis_mm"], f"nodule {number} planar long axis")
+    time_point(plane)
     print(json.dumps({
         "nodule": nodule["id"], "segment": number, "tracking_uid": uid,
         "long_axis_mm": long_axis, "volume_mm3": value(codes.SCT.Volume)[0], "risks": risks,
         "evaluations": {k: v.meaning for k, v in evaluations.items()},
         "key_slice": slices.index(source.ReferencedSOPInstanceUID),
         "polyline": np.round(np.asarray(region.value, float), 2).tolist(),
+        "time_point": time_point(group), "change": change.meaning if change else None, "prior": prior_found,
     }))
 
 # The exam: Lung-RADS category among the qualitative evaluations.
@@ -129,4 +203,30 @@ coded = {i.ConceptNameCodeSequence[0].CodeValue: i for i in exam.ContentSequence
 category = coded["LUNGRADS"].ConceptCodeSequence[0]
 if category.CodeValue != f"LUNGRADS-{findings['exam']['lung_rads']}":
     fail(f"exam Lung-RADS {category.CodeValue}, findings say {findings['exam']['lung_rads']}")
-print(json.dumps({"exam_lung_rads": category.CodeMeaning, "items": sorted(coded)}))
+
+# The prior: which study (a TEXT), its nodules without a match (a TEXT each), its objects as
+# pertinent other evidence (study > series > instance).
+named = lambda code: [i.TextValue for i in exam.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == code]
+unmatched = named("PRIOR-UNMATCHED")
+evidence = [(study.StudyInstanceUID, series.SeriesInstanceUID, sop.ReferencedSOPInstanceUID)
+            for study in sr.get("PertinentOtherEvidenceSequence", [])
+            for series in study.ReferencedSeriesSequence for sop in series.ReferencedSOPSequence]
+objects = (prior or {}).get("prior_objects", [])
+if sorted(evidence) != sorted((o["study_uid"], o["series_uid"], o["sop_instance_uid"]) for o in objects):
+    fail(f"pertinent other evidence {evidence}, prior objects {objects}")
+if prior is None:
+    if named("PRIOR-STUDY") or unmatched:
+        fail("prior texts without a prior")
+else:
+    [comparison] = named("PRIOR-STUDY")
+    if prior["study_uid"] not in comparison or prior["series_uid"] not in comparison:
+        fail(f"the comparison names another prior: {comparison}")
+    if len(unmatched) != len(prior["unmatched_prior"]):
+        fail(f"{len(unmatched)} unmatched prior texts for {len(prior['unmatched_prior'])} nodules")
+    why = {"resolved": "resolved", "outside_scan": "outside this scan"}
+    for text, u in zip(unmatched, prior["unmatched_prior"]):
+        if u["nodule"]["tracking_uid"] not in text or why[u["disappearance"]] not in text:
+            fail(f"unmatched prior text {text!r} for {u}")
+print(json.dumps({"exam_lung_rads": category.CodeMeaning, "items": sorted(coded),
+                  "prior_study": named("PRIOR-STUDY"), "unmatched_prior": unmatched,
+                  "pertinent_other_evidence": [uid for _, _, uid in evidence]}))

@@ -5,11 +5,15 @@
 //! CLI, the evaluation) depends on this small crate only. Positions are patient LPS millimetres,
 //! as DICOM defines them, never voxel indices alone.
 
+mod follow_up;
 mod nodule;
 mod patient;
 mod study;
 mod summary;
 
+pub use follow_up::{
+    Disappearance, NoduleChange, PriorComparison, PriorNodule, PriorObject, RegistrationQuality, TrackPoint, UnmatchedPrior,
+};
 pub use nodule::{nodule_colour, HuStats, Measurements, NoduleFinding, Risk, SolidCore};
 pub use patient::PatientFacts;
 pub use study::{

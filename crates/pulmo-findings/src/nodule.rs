@@ -2,11 +2,12 @@
 //! what the clinical rules make of it (Lung-RADS, Brock, Mayo) with their inputs.
 
 use pulmo_clinical::density::Density;
-use pulmo_clinical::lung_rads::Assessment;
+use pulmo_clinical::lung_rads::{Assessment, Status};
 use pulmo_clinical::risk::{BrockInputs, MayoInputs, RiskEstimate};
 use pulmo_volume::{BoxRegion, Geometry, Vec3};
 use serde::{Deserialize, Serialize};
 
+use crate::follow_up::NoduleChange;
 use crate::zone::Zone;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,12 @@ pub struct NoduleFinding {
     pub zone: Option<Zone>,
     pub measurements: Measurements,
     pub lung_rads: Assessment,
+    /// Baseline without a prior; against a prior new, growing, slowly growing or stable.
+    #[serde(default)]
+    pub status: Status,
+    /// The same nodule on the prior exam and what changed; `None` for baseline and new nodules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<NoduleChange>,
     /// `None` when the patient's age or sex is unknown (the models need both).
     pub brock: Option<Risk<BrockInputs>>,
     pub mayo: Option<Risk<MayoInputs>>,

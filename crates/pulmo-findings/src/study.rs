@@ -6,6 +6,7 @@ use pulmo_clinical::lung_rads::Category;
 use pulmo_volume::Geometry;
 use serde::{Deserialize, Serialize};
 
+use crate::follow_up::PriorComparison;
 use crate::nodule::NoduleFinding;
 use crate::patient::PatientFacts;
 
@@ -21,6 +22,9 @@ pub struct StudyFindings {
     pub lungs: LungSummary,
     pub nodules: Vec<NoduleFinding>,
     pub exam: ExamAssessment,
+    /// The prior exam the nodules were compared with; `None` for a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorComparison>,
     /// What a reader should know about how these findings were made (approximations,
     /// assumptions, anything unusual about the input).
     pub notes: Vec<String>,

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::anatomy::Anatomy;
-use crate::dates;
+use pulmo_clinical::dates;
 use crate::generate::{carve, nodule_truths, place_new, study_lung_rads};
 use crate::identity::StudyIdentity;
 use crate::math::{add, mat_mul, rotation_deg};

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dates;
+use pulmo_clinical::dates;
 use crate::seeds;
 use crate::spec::PatientInfo;
 

@@ -15,7 +15,6 @@
 //! ```
 
 mod anatomy;
-mod dates;
 mod dicom_writer;
 mod follow_up;
 mod generate;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dates;
+use pulmo_clinical::dates;
 use crate::nodule::NoduleRequest;
 use crate::PhantomError;
 

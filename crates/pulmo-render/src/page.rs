@@ -2,7 +2,10 @@
 //! judge each nodule, laid out top to bottom on one image.
 
 use pulmo_clinical::density::Density;
-use pulmo_findings::{nodule_colour, nodule_table, NoduleFinding, StudyFindings};
+use pulmo_clinical::dates::display as display_date;
+use pulmo_clinical::growth::VolumeChange;
+use pulmo_clinical::lung_rads::Status;
+use pulmo_findings::{nodule_colour, nodule_table, NoduleFinding, PriorComparison, StudyFindings, UnmatchedPrior};
 use pulmo_volume::{Geometry, Vec3, Volume};
 
 use crate::canvas::{Canvas, Rgb};
@@ -27,10 +30,19 @@ const SHORT_AXIS: Rgb = [0, 220, 255];
 pub fn summary_page(findings: &StudyFindings, ct: &Volume<i16>) -> Canvas {
     let panels = findings.nodules.len().min(MAX_PANELS);
     let table = nodule_table(findings);
+    let prior = findings.prior.as_ref().map_or_else(Vec::new, prior_lines);
     let notes: Vec<String> = findings.notes.iter().flat_map(|n| wrap(&format!("- {n}"), 190)).collect();
-    let height = 200 + 20 * table.len() + (CROP_PX + 24) * panels + 60 + 12 * notes.len();
+    let prior_height = if prior.is_empty() { 0 } else { 20 * prior.len() + 16 };
+    let height = 200 + prior_height + 20 * table.len() + (CROP_PX + 24) * panels + 60 + 12 * notes.len();
     let mut page = Canvas::new(PAGE_WIDTH, height, BACKGROUND);
     let mut y = header(&mut page, findings);
+    for line in &prior {
+        page.text(MARGIN, y, 2, TEXT, line);
+        y += 20;
+    }
+    if !prior.is_empty() {
+        y += 16;
+    }
     for line in &table {
         page.text(MARGIN, y, 2, TEXT, line);
         y += 20;
@@ -56,7 +68,7 @@ fn header(page: &mut Canvas, f: &StudyFindings) -> i64 {
     page.fill(0, 0, PAGE_WIDTH, 44, WARNING_BAND);
     let warning = format!("NOT FOR DIAGNOSIS WITHOUT REVIEW - automated findings by {} {}", f.algorithm.name, f.algorithm.version);
     page.text(MARGIN, 14, 2, [255, 255, 255], &warning);
-    let date = f.source.study_date.as_deref().map(format_date).unwrap_or_else(|| "unknown date".into());
+    let date = f.source.study_date.as_deref().map(display_date).unwrap_or_else(|| "unknown date".into());
     page.text(MARGIN, 60, 3, TEXT, &format!("Lung nodules - CT of {date}"));
     let exam = format!("Exam Lung-RADS {}: {}", f.exam.lung_rads.code(), f.exam.management);
     let mut y = 100;
@@ -69,6 +81,18 @@ fn header(page: &mut Canvas, f: &StudyFindings) -> i64 {
         y += 30;
     }
     y + 16
+}
+
+/// Which prior the nodules were compared with, and its nodules that none matches.
+fn prior_lines(p: &PriorComparison) -> Vec<String> {
+    let date = p.study_date.as_deref().map_or_else(|| "unknown date".to_string(), display_date);
+    let interval = p.interval_days.map_or_else(String::new, |d| format!(", {d:.0} days earlier"));
+    let mut lines = vec![format!("Compared with the CT of {date}{interval}.")];
+    let unmatched: Vec<String> = p.unmatched_prior.iter().map(UnmatchedPrior::describe).collect();
+    if !unmatched.is_empty() {
+        lines.extend(wrap(&format!("Prior nodules not seen: {}.", unmatched.join("; ")), 95));
+    }
+    lines
 }
 
 /// One nodule: its key-slice crop on the left, what the report says about it on the right.
@@ -98,6 +122,7 @@ fn panel_lines(n: &NoduleFinding, ct: &Volume<i16>) -> Vec<String> {
         lines.push(format!("solid component {:.1} mm", core.mean_diameter_mm));
     }
     lines.push(format!("Lung-RADS {}: {}", n.lung_rads.category.code(), n.lung_rads.category.management()));
+    lines.extend(change_lines(n));
     let risk = |name: &str, p: f64| format!("{name} {:.1}%", 100.0 * p);
     let risks: Vec<String> = [n.brock.as_ref().map(|r| risk("Brock", r.estimate.probability)), n.mayo.as_ref().map(|r| risk("Mayo", r.estimate.probability))]
         .into_iter()
@@ -109,6 +134,26 @@ fn panel_lines(n: &NoduleFinding, ct: &Volume<i16>) -> Vec<String> {
     let slice = n.key_slice(ct.geometry(), ct.dims()[0]) + 1;
     lines.push(format!("key slice: image {slice} of {} (z = {:.1} mm)", ct.dims()[0], m.axial_plane_z_mm));
     lines
+}
+
+/// What changed since the prior, and the prior's size; nothing for a baseline.
+fn change_lines(n: &NoduleFinding) -> Vec<String> {
+    let word = match n.status {
+        Status::Baseline => return Vec::new(),
+        Status::New => return vec!["new since the prior".into()],
+        Status::Growing => "growing",
+        Status::SlowlyGrowing => "slowly growing",
+        Status::Stable => "stable",
+    };
+    let Some(c) = &n.change else { return vec![format!("since the prior: {word}")] };
+    let mut change = format!("since the prior: {word}, {:+.1} mm, volume {:+.0}%", c.mean_diameter_change_mm, c.volume_change_percent);
+    match c.volume_change {
+        Some(VolumeChange::Growing { doubling_time_days: d }) if d > 0.0 => change += &format!(", VDT {d:.0} d"),
+        Some(VolumeChange::Shrinking) => change += " (shrinking)",
+        _ => {}
+    }
+    let p = &c.prior;
+    vec![change, format!("prior: {:.1} mm, {:.0} mm3, Lung-RADS {}", p.mean_diameter_mm, p.volume_mm3, p.lung_rads.code())]
 }
 
 /// A square crop of the key slice around the nodule in the lung window, with the outline of its
@@ -204,15 +249,6 @@ fn window(hu: f64) -> u8 {
     ((hu - (level - width / 2.0)) / width * 255.0).clamp(0.0, 255.0) as u8
 }
 
-/// "20240131" as "2024-01-31"; anything else as it is.
-fn format_date(da: &str) -> String {
-    if da.len() == 8 && da.bytes().all(|b| b.is_ascii_digit()) {
-        format!("{}-{}-{}", &da[..4], &da[4..6], &da[6..])
-    } else {
-        da.to_string()
-    }
-}
-
 /// Splits text into lines of at most `width` characters at spaces (a longer word is cut).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
@@ -247,8 +283,121 @@ mod tests {
         assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
         assert_eq!(wrap("", 3), vec![""]);
-        assert_eq!(format_date("20240131"), "2024-01-31");
-        assert_eq!(format_date("2024"), "2024");
+    }
+
+    /// A grown 24 mm nodule (20 mm a year before) in a study compared with its prior.
+    fn follow_up() -> (StudyFindings, Volume<i16>) {
+        use pulmo_clinical::lung_rads::{Assessment, Category};
+        use pulmo_findings::*;
+        let g = Geometry::axial([0.0; 3], [2.0, 0.7, 0.7]).unwrap();
+        let ct = Volume::filled([20, 64, 64], g, -800i16).unwrap();
+        let c = [22.0, 22.0, 20.0];
+        let ball = |d: f64| std::f64::consts::PI / 6.0 * d.powi(3);
+        let prior = PriorNodule {
+            id: 1,
+            tracking_uid: "2.25.1".into(),
+            centre_lps_mm: c,
+            density: Density::Solid,
+            long_axis_mm: 20.0,
+            short_axis_mm: 20.0,
+            mean_diameter_mm: 20.0,
+            volume_mm3: ball(20.0),
+            solid_core_mean_diameter_mm: None,
+            lung_rads: Category::FourA,
+        };
+        let nodule = NoduleFinding {
+            id: 1,
+            tracking_uid: "2.25.1".into(),
+            detection_probability: 0.9,
+            zone: Some(Zone { side: Side::Right, level: Level::Upper }),
+            measurements: Measurements {
+                centre_lps_mm: c,
+                long_axis_mm: 24.0,
+                short_axis_mm: 24.0,
+                long_axis_lps_mm: [[8.0, 22.0, 20.0], [32.0, 22.0, 20.0]],
+                short_axis_lps_mm: [[22.0, 10.0, 20.0], [22.0, 34.0, 20.0]],
+                mean_diameter_mm: 24.0,
+                axial_plane_z_mm: 20.0,
+                longest_diameter_3d_mm: 24.0,
+                volume_mm3: ball(24.0),
+                hu: HuStats { mean: 20.0, sd: 15.0, min: -100.0, max: 80.0 },
+                mass_mg: 0.0,
+                solid_core: None,
+                solid_fraction: 1.0,
+                density: Density::Solid,
+                sphericity: 1.0,
+                spiculated: None,
+                calcified: false,
+                juxtapleural: false,
+            },
+            lung_rads: Assessment { category: Category::FourB, reason: String::new() },
+            status: Status::Growing,
+            change: Some(NoduleChange {
+                interval_days: Some(365.0),
+                prior_mapped_lps_mm: c,
+                match_distance_mm: 0.0,
+                mean_diameter_change_mm: 4.0,
+                solid_core_change_mm: None,
+                volume_change_percent: 72.8,
+                volume_change: Some(VolumeChange::Growing { doubling_time_days: 462.6 }),
+                doubling_class: None,
+                history: Vec::new(),
+                prior: prior.clone(),
+            }),
+            brock: None,
+            mayo: None,
+            mesh_file: None,
+            region: pulmo_volume::BoxRegion::from_mask([10, 31, 28], [1, 1, 4], &[true; 4]),
+        };
+        let unmatched = UnmatchedPrior { nodule: PriorNodule { id: 2, ..prior }, expected_lps_mm: c, disappearance: Disappearance::OutsideScan };
+        let findings = StudyFindings {
+            schema_version: SCHEMA_VERSION,
+            source: SourceSeries {
+                study_uid: "1.2.3".into(),
+                series_uid: "1.2.3.4".into(),
+                frame_of_reference_uid: None,
+                study_date: Some("20250131".into()),
+                dims: ct.dims(),
+                geometry: *ct.geometry(),
+                slices: Vec::new(),
+            },
+            algorithm: Algorithm { name: "pulmo".into(), version: "0".into(), models: Vec::new() },
+            patient: PatientFacts { age_years: None, female: None },
+            lungs: LungSummary { right: None, left: None, carina_z_mm: None, laa950_fraction: 0.0, emphysema: false },
+            nodules: vec![nodule],
+            exam: ExamAssessment { lung_rads: Category::FourB, management: "chest CT".into(), fleischner: None },
+            prior: Some(PriorComparison {
+                study_uid: "1.2.9".into(),
+                series_uid: "1.2.9.1".into(),
+                study_date: Some("20240131".into()),
+                interval_days: Some(366.0),
+                prior_to_current: pulmo_volume::Affine::IDENTITY,
+                registration: RegistrationQuality { lung_dice: 0.95, similarity: 0.9 },
+                unmatched_prior: vec![unmatched],
+                prior_objects: Vec::new(),
+            }),
+            notes: vec!["a note".into()],
+            processing: Processing { device: "cpu".into(), candidates: 0, detections: 0, stages: Vec::new() },
+        };
+        (findings, ct)
+    }
+
+    #[test]
+    fn a_follow_up_page_names_the_prior_and_its_table_fits() {
+        let (f, ct) = follow_up();
+        let prior = prior_lines(f.prior.as_ref().unwrap());
+        assert_eq!(prior, ["Compared with the CT of 2024-01-31, 366 days earlier.", "Prior nodules not seen: 2 (solid 20.0 mm, outside this scan, not evaluated)."]);
+        assert_eq!(
+            change_lines(&f.nodules[0]),
+            ["since the prior: growing, +4.0 mm, volume +73%, VDT 463 d", "prior: 20.0 mm, 4189 mm3, Lung-RADS 4A"]
+        );
+        let table = nodule_table(&f);
+        assert!(table[0].ends_with("change") && table[1].ends_with("+4.0 mm, VDT 463 d"), "{table:?}");
+        let glyph = 16; // 8x8 glyphs at scale 2
+        assert!(table.iter().all(|l| MARGIN as usize + glyph * l.chars().count() <= PAGE_WIDTH), "{table:?}");
+        let page = summary_page(&f, &ct);
+        let baseline = summary_page(&StudyFindings { prior: None, ..f.clone() }, &ct);
+        assert_eq!((page.width, page.height), (PAGE_WIDTH, baseline.height + 20 * prior.len() + 16));
     }
 
     #[test]

@@ -67,6 +67,21 @@ impl Store {
         })
     }
 
+    /// The patient's other studies (same Patient ID), most recently received first: where a
+    /// follow-up looks for its prior. Patient ID is PHI: it stays in the database and the
+    /// caller's memory, never in logs.
+    pub fn patient_studies(&self, patient_id: &str, except: &Uid) -> Result<Vec<Study>> {
+        self.read(|tx| {
+            let sql = format!(
+                "SELECT {STUDY_COLUMNS} FROM studies WHERE patient_id = ?1 AND study_uid <> ?2
+                 ORDER BY last_received_at DESC"
+            );
+            let mut st = tx.prepare_cached(&sql).ctx("prepare patient studies")?;
+            let rows = st.query_map(params![patient_id, except], study_from_row).ctx("read patient studies")?;
+            rows.collect::<rusqlite::Result<_>>().ctx("read patient studies")
+        })
+    }
+
     /// The current instances of a study (what a job analyses), by series then SOP Instance UID.
     pub fn study_instances(&self, study_uid: &Uid) -> Result<Vec<InstanceRecord>> {
         self.read(|tx| {

@@ -27,6 +27,7 @@ fn findings(series: &str, note: &str) -> StudyFindings {
         patient: PatientFacts { age_years: Some(64.0), female: Some(true) },
         lungs: LungSummary { right: None, left: None, carina_z_mm: None, laa950_fraction: 0.02, emphysema: false },
         nodules: Vec::new(),
+        prior: None,
         exam: ExamAssessment { lung_rads: Category::One, management: "Continue annual screening".into(), fleischner: None },
         notes: vec![note.into()],
         processing: Processing { device: "cpu".into(), candidates: 0, detections: 0, stages: Vec::new() },

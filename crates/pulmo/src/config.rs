@@ -31,6 +31,60 @@ pub struct Config {
     /// The analysis workers: models, device, how many studies at once.
     #[serde(default)]
     pub analysis: Analysis,
+    /// Comparing each analysed study with the patient's prior: where priors come from.
+    #[serde(default)]
+    pub priors: Priors,
+}
+
+/// How a study's prior (the patient's most recent earlier CT study) is found.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Priors {
+    /// Compare with a prior at all; off: every study is analysed as a baseline.
+    pub enabled: bool,
+    pub match_on: PatientMatch,
+    /// The destination (by name) to query with C-FIND when no prior is held here; none: local
+    /// priors only.
+    pub query: Option<String>,
+    /// "c-move" (the PACS sends to `retrieve_ae` at our address) or "c-get" (on the query
+    /// association itself, for PACS that cannot reach us).
+    pub retrieve: Retrieve,
+    /// Our AE title for retrieved priors: the C-MOVE destination, and the called AE a C-GET's
+    /// instances are stored under. Must be one of node.ae_titles with the store-only profile,
+    /// so a retrieved prior is kept, not analysed or answered.
+    pub retrieve_ae: String,
+    /// How long a study waits for its prior's retrieval before it is analysed as a baseline
+    /// (its findings then say why).
+    pub timeout_seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatientMatch {
+    /// Same Patient ID (0010,0020).
+    PatientId,
+    /// Same Patient ID and Issuer of Patient ID (0010,0021): for PACS that hold several sites.
+    PatientIdAndIssuer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Retrieve {
+    CMove,
+    CGet,
+}
+
+impl Default for Priors {
+    fn default() -> Self {
+        Priors {
+            enabled: true,
+            match_on: PatientMatch::PatientId,
+            query: None,
+            retrieve: Retrieve::CMove,
+            retrieve_ae: "PULMO_PRIORS".into(),
+            timeout_seconds: 300.0,
+        }
+    }
 }
 
 /// What pulmo does with a complete study, chosen by the AE title it was sent to.
@@ -63,6 +117,13 @@ pub struct Storage {
     /// Below this much free disk space, C-STORE is refused with "out of resources" (0xA700).
     #[serde(default = "default_min_free_mb")]
     pub min_free_mb: u64,
+    /// Received images of a complete study are removed this many days after its last instance
+    /// (its findings stay); 0 keeps them.
+    #[serde(default)]
+    pub retention_days: f64,
+    /// Received images beyond this many GB are removed, oldest studies first; 0: no budget.
+    #[serde(default)]
+    pub retention_gb: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +214,10 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         self.node.validate()?;
         anyhow::ensure!(self.studies.quiet_seconds > 0.0, "studies.quiet_seconds must be positive");
+        anyhow::ensure!(
+            self.storage.retention_days >= 0.0 && self.storage.retention_gb >= 0.0,
+            "storage.retention_days and storage.retention_gb must be 0 (no limit) or positive"
+        );
         anyhow::ensure!(self.export.max_attempts > 0, "export.max_attempts must be at least 1");
         anyhow::ensure!(pulmo_net::policy::valid_ae_title(&self.export.calling_ae), "export.calling_ae {:?} is not a valid AE title", self.export.calling_ae);
         for ae in self.profiles.keys() {
@@ -166,7 +231,36 @@ impl Config {
         for d in &self.destinations {
             anyhow::ensure!(pulmo_net::policy::valid_ae_title(&d.ae_title), "destination {}: invalid AE title {:?}", d.name, d.ae_title);
         }
+        self.validate_priors()
+    }
+
+    fn validate_priors(&self) -> anyhow::Result<()> {
+        let p = &self.priors;
+        anyhow::ensure!(p.timeout_seconds > 0.0, "priors.timeout_seconds must be positive");
+        let Some(name) = &p.query else { return Ok(()) };
+        anyhow::ensure!(self.destination(name).is_some(), "priors.query: no [[destinations]] named {name:?}");
+        anyhow::ensure!(
+            self.profiles.get(&p.retrieve_ae) == Some(&Profile::StoreOnly),
+            "priors.retrieve_ae {:?} must be one of node.ae_titles with the store-only profile, so retrieved priors are kept, not analysed",
+            p.retrieve_ae
+        );
         Ok(())
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+
+    pub fn retention(&self) -> pulmo_store::Retention {
+        let positive = |v: f64| (v > 0.0).then_some(v);
+        pulmo_store::Retention {
+            max_age: positive(self.storage.retention_days).map(|d| Duration::from_secs_f64(d * 86_400.0)),
+            max_bytes: positive(self.storage.retention_gb).map(|gb| (gb * 1e9) as u64),
+        }
+    }
+
+    pub fn prior_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.priors.timeout_seconds)
     }
 
     /// Whether any called AE title runs the analysis (so the models must load at start-up).
@@ -214,5 +308,21 @@ mod tests {
         let config: Config = toml::from_str(&format!("{base}[analysis]\nworkers = 0\n")).unwrap();
         assert!(config.validate().unwrap_err().to_string().contains("analysis.workers"));
         assert!(toml::from_str::<Config>(&format!("{base}[analysis]\nthreads = 2\n")).is_err());
+    }
+
+    #[test]
+    fn a_prior_query_needs_a_known_destination_and_a_store_only_title() {
+        let base = "[listen]\ndicom = \"127.0.0.1:11112\"\n[storage]\nspool = \"s\"\ndatabase = \"d\"\n\
+                    [node]\nae_titles = [\"PULMO\", \"PULMO_PRIORS\"]\n\
+                    [[destinations]]\nname = \"pacs\"\nae_title = \"PACS\"\nhost = \"10.0.0.1\"\nport = 104\n";
+        let check = |extra: &str| toml::from_str::<Config>(&format!("{base}{extra}")).unwrap().validate().map_err(|e| e.to_string());
+        let err = check("[priors]\nquery = \"archive\"\n").unwrap_err();
+        assert!(err.contains("no [[destinations]] named \"archive\""), "{err}");
+        let err = check("[priors]\nquery = \"pacs\"\n").unwrap_err();
+        assert!(err.contains("store-only"), "{err}");
+        check("[profiles]\nPULMO_PRIORS = \"store-only\"\n[priors]\nquery = \"pacs\"\nretrieve = \"c-get\"\n").unwrap();
+        let config: Config = toml::from_str(&format!("{base}[priors]\nmatch_on = \"patient-id-and-issuer\"\n")).unwrap();
+        assert_eq!(config.priors.match_on, PatientMatch::PatientIdAndIssuer);
+        assert!(toml::from_str::<Config>(&format!("{base}[priors]\nretrieve = \"c-find\"\n")).is_err());
     }
 }

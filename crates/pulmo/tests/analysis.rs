@@ -87,25 +87,7 @@ fn orthanc_pushes_a_study_and_gets_the_results_back() {
 /// `pulmo eval`'s to measure (docs/accuracy.md), and a part-solid nodule segmented at its solid
 /// core reads about 25% small today.
 fn check_reported_sizes(sr: &Path, segments: &[serde_json::Value], truth: &pulmo_phantom::Truth) {
-    let script = r#"
-import sys, json, pydicom
-def walk(items):
-    for item in items:
-        yield item
-        yield from walk(item.get("ContentSequence", []))
-groups = []
-for item in walk(pydicom.dcmread(sys.argv[1]).ContentSequence):
-    if item.ValueType == "CONTAINER" and any(t.TemplateIdentifier == "1411" for t in item.get("ContentTemplateSequence", [])):
-        children = list(item.ContentSequence)
-        segment = next(c.ReferencedSOPSequence[0].ReferencedSegmentNumber for c in children if c.ValueType == "IMAGE")
-        diameter = next(float(c.MeasuredValueSequence[0].NumericValue) for c in children
-                        if c.ValueType == "NUM" and c.ConceptNameCodeSequence[0].CodeValue == "81827009")
-        groups.append({"segment": int(segment), "mean_diameter_mm": diameter})
-print(json.dumps(groups))
-"#;
-    let out = std::process::Command::new(python()).args(["-c", script]).arg(sr).output().unwrap();
-    assert!(out.status.success(), "reading the SR: {}", String::from_utf8_lossy(&out.stderr));
-    let groups: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let groups = sr_groups(sr);
     println!("SR from Orthanc: {groups:?}");
     assert_eq!(groups.len(), segments.len(), "one volumetric group per segment");
     for group in &groups {
@@ -116,6 +98,88 @@ print(json.dumps(groups))
         println!("segment {}: {reported:.1} mm reported, truth nodule {} ({:?}) {:.1} mm", group["segment"], t.id, t.kind, t.mean_diameter_mm);
         assert!(error <= 0.3, "segment {}: {reported:.1} mm reported for a {:.1} mm nodule", group["segment"], t.mean_diameter_mm);
     }
+}
+
+/// Orthanc holds a patient's prior study that pulmo has never seen; when the follow-up arrives,
+/// pulmo finds the prior with C-FIND, retrieves it with C-MOVE to its store-only title,
+/// analyses both, and the SR it sends back reports, per nodule matched with the prior, the
+/// prior's size and the change; the prior study itself gets no results.
+#[test]
+fn a_follow_up_is_compared_with_a_prior_retrieved_from_orthanc() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prior, current) = (dir.path().join("prior"), dir.path().join("current"));
+    let phantom = ["phantom", "--seed", "23", "--rows", "300", "--pixel-spacing", "1.1", "--slice-spacing", "2.5", "--nodules", "4"];
+    for args in [[&phantom[..], &["--out", prior.to_str().unwrap()]].concat(), vec!["phantom", "--seed", "24", "--prior", prior.to_str().unwrap(), "--out", current.to_str().unwrap()]] {
+        let made = pulmo(&args);
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    let orthanc_dicom = free_port();
+    let config = analysis_config(&shipped_models()).replacen("[profiles]\n", "[profiles]\nPULMO_PRIORS = \"store-only\"\n", 1)
+        + "\n[priors]\nquery = \"pacs\"\nretrieve_ae = \"PULMO_PRIORS\"\ntimeout_seconds = 120\n\n"
+        + &destination("pacs", "ORTHANC", orthanc_dicom);
+    let mut node = Node::with_config(3.0, &config);
+    node.set("ae_titles", "[\"PULMO\", \"PULMO_PRIORS\"]");
+    let Some(pacs) = Orthanc::start(orthanc_dicom, node.port) else { return };
+    node.start();
+    pacs.upload_folder(&prior);
+    let prior_study = pacs.get("/studies").unwrap()[0].as_str().unwrap().to_string();
+    pacs.upload_folder(&current);
+    let studies = pacs.get("/studies").unwrap();
+    let current_study = studies.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).find(|s| *s != prior_study).unwrap().to_string();
+    let push = pacs.post("/modalities/pulmo/store", &format!("{{\"Resources\":[\"{current_study}\"],\"Synchronous\":true}}"));
+    assert!(push.is_some(), "Orthanc could not push the study to pulmo: {}", node.log());
+
+    // The follow-up's job, then the retrieved prior's (store-only) job.
+    let status = node.wait_for_within("both studies", Duration::from_secs(900), |s| count(s, "jobs", "done") + count(s, "jobs", "failed") >= 2);
+    assert_eq!(count(&status, "jobs", "done"), 2, "{status:#}\n{}", node.log());
+    let series = pacs.series_by_modality(&current_study, &["SEG", "SR", "OT", "KO", "KO"], Duration::from_secs(60));
+    let (_, sr_id) = series.iter().find(|(m, _)| m == "SR").unwrap_or_else(|| panic!("no SR: {series:?}\n{}", node.log()));
+    let sr = dir.path().join("sr.dcm");
+    let instances = pacs.get(&format!("/series/{sr_id}/instances")).unwrap();
+    pacs.download(&format!("/instances/{}/file", instances[0]["ID"].as_str().unwrap()), &sr);
+    let groups = sr_groups(&sr);
+    println!("SR groups: {groups:?}");
+    let truth = pulmo_phantom::Truth::read(&current.join("truth.json")).unwrap();
+    let matched = groups.iter().filter(|g| g["change"].as_str().is_some_and(|c| c != "NEW")).count();
+    assert!(matched >= 1, "no nodule matched with the prior: {groups:?}\n{}", node.log());
+    for g in groups.iter().filter(|g| g["change"].as_str().is_some_and(|c| c != "NEW")) {
+        assert!(g["prior_diameter_mm"].as_f64().is_some() && g["interval_days"].as_f64() == Some(365.0), "{g}");
+    }
+    assert!(truth.follow_up.is_some());
+    assert_eq!(pacs.get(&format!("/studies/{prior_study}/series")).unwrap().as_array().unwrap().len(), 1, "the prior got results");
+    let log = node.log();
+    assert!(log.contains("retrieving the prior study"), "{log}");
+    node.signal("-TERM");
+}
+
+/// Per TID 1411 group of an SR: its segment number, mean diameter, change-since-prior code, prior
+/// mean diameter and interval (null where absent), read with pydicom.
+fn sr_groups(sr: &Path) -> Vec<serde_json::Value> {
+    let script = r#"
+import sys, json, pydicom
+def walk(items):
+    for item in items:
+        yield item
+        yield from walk(item.get("ContentSequence", []))
+numbers = {"81827009": "mean_diameter_mm", "PRIOR-DIAMETER": "prior_diameter_mm", "PRIOR-INTERVAL": "interval_days"}
+groups = []
+for item in walk(pydicom.dcmread(sys.argv[1]).ContentSequence):
+    if item.ValueType == "CONTAINER" and any(t.TemplateIdentifier == "1411" for t in item.get("ContentTemplateSequence", [])):
+        g = {"segment": None, "change": None, **{k: None for k in numbers.values()}}
+        for c in item.ContentSequence:
+            code = c.ConceptNameCodeSequence[0].CodeValue
+            if c.ValueType == "IMAGE":
+                g["segment"] = int(c.ReferencedSOPSequence[0].ReferencedSegmentNumber)
+            elif c.ValueType == "CODE" and code == "CHANGE":
+                g["change"] = c.ConceptCodeSequence[0].CodeValue
+            elif c.ValueType == "NUM" and code in numbers:
+                g[numbers[code]] = float(c.MeasuredValueSequence[0].NumericValue)
+        groups.append(g)
+print(json.dumps(groups))
+"#;
+    let out = std::process::Command::new(python()).args(["-c", script]).arg(sr).output().unwrap();
+    assert!(out.status.success(), "reading the SR: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

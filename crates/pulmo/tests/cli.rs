@@ -254,3 +254,47 @@ print(" ".join(sorted({i.ReferencedSOPSequence[0].ReferencedSOPClassUID for i in
         assert!(classes.split_whitespace().any(|c| c == class), "key images lack {class}: {classes}");
     }
 }
+
+/// Baseline, 6 and 12 months: `analyze --prior` links each exam to the one before, and a
+/// nodule seen on all three keeps the baseline's Tracking UID throughout, with both earlier
+/// measurements in its history; the chain is the same phantom nodule (the generator's true
+/// motions carry the baseline centre onto the last one).
+#[test]
+fn a_nodule_keeps_its_tracking_uid_across_three_exams() {
+    let dir = tempfile::tempdir().unwrap();
+    let exam = |i: usize| dir.path().join(format!("exam-{i}")).display().to_string();
+    let out = |i: usize| dir.path().join(format!("out-{i}")).display().to_string();
+    let phantom = ["phantom", "--seed", "23", "--rows", "300", "--pixel-spacing", "1.1", "--slice-spacing", "2.5", "--nodules", "4"];
+    stdout(&pulmo(&[&phantom[..], &["--out", &exam(0)]].concat()));
+    for i in 1..3 {
+        let (prior, seed) = (exam(i - 1), (23 + i).to_string());
+        stdout(&pulmo(&["phantom", "--seed", &seed, "--prior", &prior, "--days", "182", "--out", &exam(i)]));
+    }
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let analyze = ["analyze", "--device", "cpu", "--models", models.to_str().unwrap()];
+    stdout(&pulmo(&[&analyze[..], &[&exam(0), "--out", &out(0)]].concat()));
+    for i in 1..3 {
+        let prior_findings = format!("{}/findings.json", out(i - 1));
+        let more = [&exam(i), "--out", &out(i), "--prior", &exam(i - 1)];
+        let text = stdout(&pulmo(&[&analyze[..], &more, &["--prior-findings", &prior_findings]].concat()));
+        println!("{text}");
+    }
+    let findings: Vec<pulmo_findings::StudyFindings> =
+        (0..3).map(|i| serde_json::from_str(&std::fs::read_to_string(format!("{}/findings.json", out(i))).unwrap()).unwrap()).collect();
+    let truths: Vec<pulmo_phantom::Truth> = (0..3).map(|i| pulmo_phantom::Truth::read(std::path::Path::new(&format!("{}/truth.json", exam(i)))).unwrap()).collect();
+    let nodule = |exam: usize, id: u32| findings[exam].nodules.iter().find(|n| n.id == id).unwrap();
+    let mut chains = 0;
+    for last in &findings[2].nodules {
+        let Some(middle) = last.change.as_ref().map(|c| nodule(1, c.prior.id)) else { continue };
+        let Some(first) = middle.change.as_ref().map(|c| nodule(0, c.prior.id)) else { continue };
+        chains += 1;
+        assert_eq!(last.tracking_uid, first.tracking_uid, "nodule {} of the last exam", last.id);
+        assert_eq!(middle.tracking_uid, first.tracking_uid);
+        let history = &last.change.as_ref().unwrap().history;
+        assert_eq!(history.iter().map(|t| t.study_uid.as_str()).collect::<Vec<_>>(), [&findings[0].source.study_uid, &findings[1].source.study_uid]);
+        let moved = (1..3).fold(first.measurements.centre_lps_mm, |p, i| truths[i].follow_up.as_ref().unwrap().prior_to_current.apply(p));
+        let off = pulmo_volume::vec3::dist(moved, last.measurements.centre_lps_mm);
+        assert!(off < 5.0, "nodule {} of the last exam is {off:.1} mm from where its baseline nodule moved", last.id);
+    }
+    assert!(chains >= 1, "no nodule followed through all three exams");
+}

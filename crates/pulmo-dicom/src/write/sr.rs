@@ -5,9 +5,12 @@
 //! Each nodule gets two measurement groups sharing its tracking identifier and UID: a
 //! volumetric one (TID 1411: the referenced segment, sizes, volume, attenuation, risk estimates
 //! and coded evaluations) and a planar one (TID 1410: the long axis as a polyline on its key
-//! slice, which is what OHIF draws). The exam's Lung-RADS category and recommendations close
-//! the report. What DICOM has no codes for (density class, Lung-RADS, the risk models) is coded
-//! in pulmo's private scheme 99PULMO, declared in the SOP Common module.
+//! slice, which is what OHIF draws), both with this study's time point. The exam's Lung-RADS
+//! category and recommendations close the report. Against a prior, each matched nodule's group
+//! adds the prior's size and the change since, the exam names the prior and its nodules without
+//! a match, and the prior's SR and SEG are pertinent other evidence. What DICOM has no codes
+//! for (density class, Lung-RADS, the risk models, the change) is coded in pulmo's private
+//! scheme 99PULMO, declared in the SOP Common module.
 //!
 //! Modules: Patient, General Study, SR Document Series, General and Enhanced General Equipment,
 //! SR Document General, SR Document Content, SOP Common.
@@ -17,8 +20,11 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use pulmo_clinical::density::Density;
 use pulmo_clinical::fleischner::SizeBand;
-use pulmo_clinical::lung_rads::Category;
-use pulmo_findings::{FleischnerAdvice, NoduleFinding, Side, StudyFindings};
+use pulmo_clinical::growth::VolumeChange;
+use pulmo_clinical::lung_rads::{Category, Status};
+use pulmo_findings::{
+    FleischnerAdvice, NoduleChange, NoduleFinding, PriorComparison, PriorObject, Side, StudyFindings, UnmatchedPrior,
+};
 
 use super::kos::{evidence, sop_reference, ReferencedInstance};
 use super::seg::SEGMENTATION_STORAGE;
@@ -59,6 +65,7 @@ const REFERENCED_SEGMENT: Code = ("121191", "DCM", "Referenced Segment");
 const SOURCE_SERIES_FOR_SEGMENTATION: Code = ("121232", "DCM", "Source series for segmentation");
 const IMAGE_REGION: Code = ("111030", "DCM", "Image Region");
 const RECOMMENDATION: Code = ("121075", "DCM", "Recommendation");
+const TIME_POINT: Code = ("C2348792", "UMLS", "Time Point");
 
 // The finding and its measurements (SCT, DCM), with modifiers and units (UCUM).
 const FINDING: Code = ("121071", "DCM", "Finding");
@@ -83,6 +90,7 @@ const MM: Code = ("mm", "UCUM", "millimeter");
 const MM3: Code = ("mm3", "UCUM", "cubic millimeter");
 const HU: Code = ("[hnsf'U]", "UCUM", "Hounsfield unit");
 const PERCENT: Code = ("%", "UCUM", "Percent");
+const DAY: Code = ("d", "UCUM", "day");
 
 // Private concepts (99PULMO); docs/dicom-outputs.md lists them all.
 const DENSITY: Code = ("DENSITY", PRIVATE_SCHEME, "Nodule density class");
@@ -90,6 +98,23 @@ const CALCIFICATION: Code = ("CALCIFICATION", PRIVATE_SCHEME, "Calcification");
 const SPICULATION: Code = ("SPICULATION", PRIVATE_SCHEME, "Spiculated margin");
 const LUNG_RADS: Code = ("LUNGRADS", PRIVATE_SCHEME, "Lung-RADS v2022 category");
 const FLEISCHNER: Code = ("FLEISCHNER", PRIVATE_SCHEME, "Fleischner 2017 recommendation");
+// Follow-up (99PULMO): the prior's values and the change since, in a matched nodule's group.
+const PRIOR_DIAMETER: Code = ("PRIOR-DIAMETER", PRIVATE_SCHEME, "Mean diameter on prior");
+const PRIOR_VOLUME: Code = ("PRIOR-VOLUME", PRIVATE_SCHEME, "Volume on prior");
+const PRIOR_INTERVAL: Code = ("PRIOR-INTERVAL", PRIVATE_SCHEME, "Interval since prior");
+const DIAMETER_CHANGE: Code = ("DIAMETER-CHANGE", PRIVATE_SCHEME, "Mean diameter change since prior");
+const SOLID_CHANGE: Code = ("SOLID-CHANGE", PRIVATE_SCHEME, "Solid component change since prior");
+const VOLUME_CHANGE: Code = ("VOLUME-CHANGE", PRIVATE_SCHEME, "Volume change since prior");
+const DOUBLING_TIME: Code = ("VDT", PRIVATE_SCHEME, "Volume doubling time");
+const CHANGE: Code = ("CHANGE", PRIVATE_SCHEME, "Change since prior");
+const NEW: Code = ("NEW", PRIVATE_SCHEME, "New");
+const GROWING: Code = ("GROWING", PRIVATE_SCHEME, "Growing");
+const SLOWLY_GROWING: Code = ("SLOWLY-GROWING", PRIVATE_SCHEME, "Slowly growing");
+const STABLE: Code = ("STABLE", PRIVATE_SCHEME, "Stable");
+const SHRINKING: Code = ("SHRINKING", PRIVATE_SCHEME, "Shrinking");
+// ... and in the exam's evaluations: which prior, and its nodules without a match.
+const PRIOR_STUDY: Code = ("PRIOR-STUDY", PRIVATE_SCHEME, "Compared with prior");
+const PRIOR_UNMATCHED: Code = ("PRIOR-UNMATCHED", PRIVATE_SCHEME, "Prior nodule without a match");
 
 const CONTAINS: &str = "CONTAINS";
 const HAS_CONCEPT_MOD: &str = "HAS CONCEPT MOD";
@@ -167,6 +192,11 @@ impl NoduleReport<'_> {
         put_text(&mut o, tags::CONTENT_TIME, VR::TM, &self.instance.content_time);
         let evidence = evidence(&self.study.study_uid, &self.evidence_instances());
         put_sequence(&mut o, tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, vec![evidence]);
+        let prior_objects = self.findings.prior.as_ref().map_or(&[][..], |p| &p.prior_objects[..]);
+        if !prior_objects.is_empty() {
+            // The prior's SR and SEG: where a reader finds the nodules the change refers to.
+            put_sequence(&mut o, tags::PERTINENT_OTHER_EVIDENCE_SEQUENCE, pertinent_evidence(prior_objects));
+        }
         put_sequence(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new());
 
         // SR Document Content (TID 1500).
@@ -205,7 +235,11 @@ impl NoduleReport<'_> {
         if let Some(f) = &exam.fleischner {
             check_text("findings.exam.fleischner", VR::UT, &fleischner_text(f))?;
         }
-        Ok(())
+        check_text("findings.source.study_date", VR::UT, &self.time_point())?;
+        match &self.findings.prior {
+            Some(prior) => check_prior(prior),
+            None => Ok(()),
+        }
     }
 
     /// Whether every text is ASCII (else the object declares ISO_IR 192).
@@ -216,6 +250,16 @@ impl NoduleReport<'_> {
             && [&e.manufacturer, &e.model_name, &e.device_serial_number, &exam.management].iter().all(|t| t.is_ascii())
             && exam.fleischner.as_ref().is_none_or(|f| fleischner_text(f).is_ascii())
             && self.findings.nodules.iter().flat_map(model_names).flatten().all(str::is_ascii)
+            && self.time_point().is_ascii()
+            && self.findings.prior.iter().flat_map(prior_texts).all(|(_, t)| t.is_ascii())
+    }
+
+    /// TID 1502's time point of every group: this study's date (ISO 8601), or "current" when
+    /// the date is unknown. Baselines carry it too, so that a later study's report and this
+    /// one line up by time point as they do by tracking UID.
+    fn time_point(&self) -> String {
+        let date = self.findings.source.study_date.as_deref().or(self.study.study_date.as_deref()).map(str::trim);
+        date.filter(|d| !d.is_empty()).map_or("current".to_string(), pulmo_clinical::dates::display)
     }
 
     /// Every instance of the analysed series, and the SEG: the report is about the whole
@@ -304,6 +348,7 @@ impl NoduleReport<'_> {
         items.push(image(CONTAINS, Some(REFERENCED_SEGMENT), reference));
         items.push(uidref(CONTAINS, SOURCE_SERIES_FOR_SEGMENTATION, &self.findings.source.series_uid));
         items.push(finding_site(n.zone.map(|z| z.side)));
+        items.push(text(HAS_OBS_CONTEXT, TIME_POINT, &self.time_point()));
         items.extend(measurements(n).into_iter().map(num));
         items.extend(evaluations(n));
         container(CONTAINS, MEASUREMENT_GROUP, Some("1411"), items)
@@ -324,12 +369,14 @@ impl NoduleReport<'_> {
         let slice = slice_reference(&source.slices, self.key_slice(n));
         put_sequence(&mut region, tags::CONTENT_SEQUENCE, vec![image(SELECTED_FROM, None, slice)]);
         let mut items = group_identity(n);
+        items.push(text(HAS_OBS_CONTEXT, TIME_POINT, &self.time_point()));
         items.push(region);
         items.push(num(Measurement::new("measurements.long_axis_mm", LONG_AXIS, n.measurements.long_axis_mm, MM)));
         container(CONTAINS, MEASUREMENT_GROUP, Some("1410"), items)
     }
 
-    /// The exam's Lung-RADS category, its management, and the Fleischner advice when given.
+    /// The exam's Lung-RADS category, its management, the Fleischner advice when given, and
+    /// against a prior which prior it was and its nodules that no nodule matches.
     fn exam_evaluations(&self) -> InMemDicomObject {
         let exam = &self.findings.exam;
         let mut items = vec![code(CONTAINS, LUNG_RADS, lung_rads_code(exam.lung_rads))];
@@ -339,6 +386,8 @@ impl NoduleReport<'_> {
         if let Some(f) = &exam.fleischner {
             items.push(text(CONTAINS, FLEISCHNER, &fleischner_text(f)));
         }
+        let prior = self.findings.prior.iter().flat_map(prior_texts);
+        items.extend(prior.map(|(concept, value)| text(CONTAINS, concept, &value)));
         container(CONTAINS, QUALITATIVE_EVALUATIONS, None, items)
     }
 }
@@ -346,6 +395,11 @@ impl NoduleReport<'_> {
 /// The checks of one nodule (number `i` from 0), naming the field at fault.
 fn check_nodule(i: usize, n: &NoduleFinding) -> Result<(), WriteError> {
     check_uid(format!("findings.nodules[{i}].tracking_uid"), &n.tracking_uid)?;
+    // The tracking UID is what ties the nodule's groups here to the prior report's.
+    if let Some(prior) = n.change.as_ref().map(|c| &c.prior).filter(|p| p.tracking_uid != n.tracking_uid) {
+        let reason = format!("a matched nodule keeps the prior's tracking UID ({})", prior.tracking_uid);
+        return Err(invalid(&format!("findings.nodules[{i}].tracking_uid"), &n.tracking_uid, reason));
+    }
     let ends = n.measurements.long_axis_lps_mm;
     if ends.iter().flatten().any(|c| !c.is_finite()) {
         return Err(invalid(&format!("findings.nodules[{i}].measurements.long_axis_lps_mm"), &format!("{ends:?}"), "not finite"));
@@ -364,6 +418,74 @@ fn check_nodule(i: usize, n: &NoduleFinding) -> Result<(), WriteError> {
         check_text(&field, VR::LO, model)?;
     }
     Ok(())
+}
+
+/// What the report says of the prior: its UIDs and date (in the exam's texts) and its objects
+/// (referenced, each instance once).
+fn check_prior(prior: &PriorComparison) -> Result<(), WriteError> {
+    check_uid("findings.prior.study_uid", &prior.study_uid)?;
+    check_uid("findings.prior.series_uid", &prior.series_uid)?;
+    check_text("findings.prior.study_date", VR::UT, prior.study_date.as_deref().unwrap_or(""))?;
+    for (i, u) in prior.unmatched_prior.iter().enumerate() {
+        check_uid(format!("findings.prior.unmatched_prior[{i}].nodule.tracking_uid"), &u.nodule.tracking_uid)?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, o) in prior.prior_objects.iter().enumerate() {
+        let field = |name: &str| format!("findings.prior.prior_objects[{i}].{name}");
+        check_uid(field("study_uid"), &o.study_uid)?;
+        check_uid(field("series_uid"), &o.series_uid)?;
+        check_uid(field("sop_class_uid"), &o.sop_class_uid)?;
+        check_uid(field("sop_instance_uid"), &o.sop_instance_uid)?;
+        if !seen.insert(o.sop_instance_uid.as_str()) {
+            return Err(WriteError::DuplicateReference { field: "findings.prior.prior_objects".into(), uid: o.sop_instance_uid.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// The prior's objects as Hierarchical SOP Instance References, one item per study.
+fn pertinent_evidence(objects: &[PriorObject]) -> Vec<InMemDicomObject> {
+    let mut studies: Vec<(&str, Vec<ReferencedInstance>)> = Vec::new();
+    for o in objects {
+        let reference = ReferencedInstance {
+            series_uid: o.series_uid.clone(),
+            sop_class_uid: o.sop_class_uid.clone(),
+            sop_instance_uid: o.sop_instance_uid.clone(),
+        };
+        match studies.iter_mut().find(|(uid, _)| *uid == o.study_uid) {
+            Some((_, references)) => references.push(reference),
+            None => studies.push((&o.study_uid, vec![reference])),
+        }
+    }
+    studies.into_iter().map(|(study, references)| evidence(study, &references)).collect()
+}
+
+/// The exam's TEXT items about the prior: which study it was, then per prior nodule without a
+/// match why (resolved, or outside this scan and so not evaluated).
+fn prior_texts(p: &PriorComparison) -> Vec<(Code, String)> {
+    let date = p.study_date.as_deref().map(str::trim).filter(|d| !d.is_empty()).map_or("unknown date".to_string(), pulmo_clinical::dates::display);
+    let interval = p.interval_days.map_or("interval unknown".to_string(), |d| format!("{d:.0} days earlier"));
+    let comparison = format!(
+        "CT of {date} (study {}, series {}), {interval}; lungs registered with Dice {:.2}",
+        p.study_uid, p.series_uid, p.registration.lung_dice
+    );
+    let mut texts = vec![(PRIOR_STUDY, comparison)];
+    texts.extend(p.unmatched_prior.iter().map(|u| (PRIOR_UNMATCHED, unmatched_text(u))));
+    texts
+}
+
+fn unmatched_text(u: &UnmatchedPrior) -> String {
+    let n = &u.nodule;
+    format!(
+        "Prior nodule {} (tracking UID {}; {}, mean diameter {:.1} mm, {:.0} mm3, Lung-RADS {}): {}",
+        n.id,
+        n.tracking_uid,
+        n.density.label(),
+        n.mean_diameter_mm,
+        n.volume_mm3,
+        n.lung_rads.code(),
+        u.disappearance.label()
+    )
 }
 
 /// The Brock and Mayo model names, when estimated.
@@ -396,6 +518,31 @@ fn measurements(n: &NoduleFinding) -> Vec<Measurement> {
         let method = code_item("MAYO", PRIVATE_SCHEME, &mayo.estimate.model);
         list.push(Measurement::new("mayo.estimate.probability", PROBABILITY_OF_CANCER, percent, PERCENT).by_method(method));
     }
+    list.extend(n.change.iter().flat_map(change_measurements));
+    list
+}
+
+/// A matched nodule's prior size, the interval, and the change since: mean diameter and solid
+/// component in mm (negative when smaller), volume in %, and the volume doubling time only
+/// while the volume grows (a shrinking nodule has no doubling time, never a negative one).
+fn change_measurements(c: &NoduleChange) -> Vec<Measurement> {
+    let mut list = vec![
+        Measurement::new("change.prior.mean_diameter_mm", PRIOR_DIAMETER, c.prior.mean_diameter_mm, MM),
+        Measurement::new("change.prior.volume_mm3", PRIOR_VOLUME, c.prior.volume_mm3, MM3),
+    ];
+    if let Some(days) = c.interval_days {
+        list.push(Measurement::new("change.interval_days", PRIOR_INTERVAL, days, DAY));
+    }
+    list.push(Measurement::new("change.mean_diameter_change_mm", DIAMETER_CHANGE, c.mean_diameter_change_mm, MM));
+    if let Some(mm) = c.solid_core_change_mm {
+        list.push(Measurement::new("change.solid_core_change_mm", SOLID_CHANGE, mm, MM));
+    }
+    list.push(Measurement::new("change.volume_change_percent", VOLUME_CHANGE, c.volume_change_percent, PERCENT));
+    if let Some(VolumeChange::Growing { doubling_time_days: days }) = c.volume_change {
+        if days > 0.0 {
+            list.push(Measurement::new("change.volume_change.doubling_time_days", DOUBLING_TIME, days, DAY));
+        }
+    }
     list
 }
 
@@ -407,7 +554,25 @@ fn evaluations(n: &NoduleFinding) -> Vec<InMemDicomObject> {
         items.push(code(CONTAINS, SPICULATION, yes_no(spiculated)));
     }
     items.push(code(CONTAINS, LUNG_RADS, lung_rads_code(n.lung_rads.category)));
+    if let Some(change) = change_code(n) {
+        items.push(code(CONTAINS, CHANGE, coded(change)));
+    }
     items
+}
+
+/// The Lung-RADS status as a change since the prior, except that a stable nodule whose volume
+/// shrank is "Shrinking" (Lung-RADS counts it as stable; its category says so). `None` for a
+/// baseline, which has nothing to change from.
+fn change_code(n: &NoduleFinding) -> Option<Code> {
+    let shrinking = n.change.as_ref().and_then(|c| c.volume_change) == Some(VolumeChange::Shrinking);
+    match n.status {
+        Status::Baseline => None,
+        Status::New => Some(NEW),
+        Status::Growing => Some(GROWING),
+        Status::SlowlyGrowing => Some(SLOWLY_GROWING),
+        Status::Stable if shrinking => Some(SHRINKING),
+        Status::Stable => Some(STABLE),
+    }
 }
 
 /// The tracking identifier and UID (TID 4108) and the finding, shared by a nodule's groups.

@@ -1,14 +1,22 @@
 //! StudyFindings for writer tests: ball-shaped nodules placed on a real CT series' grid, with
-//! measurements that follow from the ball (no analysis run), so a test knows every value.
+//! measurements that follow from the ball (no analysis run), so a test knows every value; and
+//! the same findings as a follow-up of a made-up prior exam.
 
 use pulmo_clinical::density::Density;
-use pulmo_clinical::lung_rads::{self, Category, Features, Status};
+use pulmo_clinical::growth::{self, VolumeChange};
+use pulmo_clinical::lung_rads::{self, Category, Features, Previous, Status};
 use pulmo_dicom::CtSeries;
 use pulmo_findings::{
-    Algorithm, ExamAssessment, HuStats, LungSummary, Measurements, ModelRef, NoduleFinding, PatientFacts, Processing, Side, StudyFindings,
-    Zone, Level, SCHEMA_VERSION,
+    Algorithm, Disappearance, ExamAssessment, HuStats, LungSummary, Measurements, ModelRef, NoduleChange, NoduleFinding, PatientFacts,
+    PriorComparison, PriorNodule, PriorObject, Processing, RegistrationQuality, Side, StudyFindings, TrackPoint, UnmatchedPrior, Zone,
+    Level, SCHEMA_VERSION,
 };
-use pulmo_volume::BoxRegion;
+use pulmo_volume::{Affine, BoxRegion};
+
+/// Days between the made-up prior exam and the CT's study.
+pub const FOLLOW_UP_DAYS: i64 = 365;
+/// How much smaller (mean diameter, mm) the growing nodule was on the prior.
+pub const GROWTH_MM: f64 = 4.0;
 
 /// A ball of `radius_mm` around grid index `centre` (z, y, x).
 pub struct Ball {
@@ -30,6 +38,7 @@ pub fn findings_with_balls(ct: &CtSeries, balls: &[Ball]) -> StudyFindings {
         },
         patient: PatientFacts { age_years: Some(64.0), female: Some(true) },
         lungs: LungSummary { right: None, left: None, carina_z_mm: None, laa950_fraction: 0.02, emphysema: false },
+        prior: None,
         exam: ExamAssessment { lung_rads: Category::FourA, management: "3-month LDCT".into(), fleischner: None },
         nodules,
         notes: vec!["test findings: balls, not an analysis".into()],
@@ -77,13 +86,7 @@ fn nodule(ct: &CtSeries, id: u32, ball: &Ball) -> NoduleFinding {
         calcified: false,
         juxtapleural: false,
     };
-    let assessment = lung_rads::assess(&lung_rads::Nodule {
-        density: Density::Solid,
-        mean_diameter_mm: d,
-        solid_component_mm: 0.0,
-        status: Status::Baseline,
-        features: Features { benign: false, juxtapleural_benign_shape: false, suspicious: false },
-    });
+    let assessment = assess(d, Status::Baseline, None);
     NoduleFinding {
         id,
         tracking_uid: pulmo_dicom::derived_uid(&format!("test nodule {id}")),
@@ -91,9 +94,119 @@ fn nodule(ct: &CtSeries, id: u32, ball: &Ball) -> NoduleFinding {
         zone: Some(Zone { side: ball.side, level: Level::Upper }),
         measurements,
         lung_rads: assessment,
+        status: Status::Baseline,
+        change: None,
         brock: None,
         mayo: None,
         mesh_file: None,
         region,
+    }
+}
+
+fn assess(mean_diameter_mm: f64, status: Status, previous: Option<Previous>) -> lung_rads::Assessment {
+    lung_rads::assess(&lung_rads::Nodule {
+        density: Density::Solid,
+        mean_diameter_mm,
+        solid_component_mm: 0.0,
+        status,
+        features: Features { benign: false, juxtapleural_benign_shape: false, suspicious: false },
+        previous,
+    })
+}
+
+/// `f` (at least two nodules) as the follow-up of a prior exam [`FOLLOW_UP_DAYS`] earlier whose
+/// nodule 1 was nodule 1 here, [`GROWTH_MM`] smaller (so now growing, with a doubling time, and
+/// keeping the prior's tracking UID), whose nodule 2 resolved, and which had no nodule 2 of
+/// this study (new). pulmo's SR and SEG of the prior are known.
+pub fn follow_up(mut f: StudyFindings) -> StudyFindings {
+    let uid = |what: &str| pulmo_dicom::derived_uid(&format!("test prior {what}"));
+    let date = f.source.study_date.as_deref().and_then(|d| pulmo_clinical::dates::add_days(d, -FOLLOW_UP_DAYS));
+    let interval_days = date.as_ref().map(|_| FOLLOW_UP_DAYS as f64);
+    let grown = &mut f.nodules[0];
+    let prior = prior_nodule(1, uid("nodule 1"), grown, GROWTH_MM);
+    grown.tracking_uid = prior.tracking_uid.clone();
+    grown.change = Some(change(grown, prior, date.clone(), interval_days));
+    grown.status = Status::Growing;
+    grown.lung_rads = assess(grown.measurements.mean_diameter_mm, Status::Growing, grown.change.as_ref().map(previous));
+    let new = &mut f.nodules[1];
+    new.status = Status::New;
+    new.lung_rads = assess(new.measurements.mean_diameter_mm, Status::New, None);
+    let mut resolved = prior_nodule(2, uid("nodule 2"), new, -1.0);
+    resolved.centre_lps_mm[2] += 40.0;
+    let (study_uid, series_uid) = (uid("study"), uid("series"));
+    let object = |kind: &str, class: &str| PriorObject {
+        study_uid: study_uid.clone(),
+        series_uid: uid(&format!("{kind} series")),
+        sop_class_uid: class.into(),
+        sop_instance_uid: uid(kind),
+    };
+    f.prior = Some(PriorComparison {
+        study_uid: study_uid.clone(),
+        series_uid,
+        study_date: date,
+        interval_days,
+        prior_to_current: Affine::IDENTITY,
+        registration: RegistrationQuality { lung_dice: 0.95, similarity: 0.93 },
+        unmatched_prior: vec![UnmatchedPrior {
+            expected_lps_mm: resolved.centre_lps_mm,
+            nodule: resolved,
+            disappearance: Disappearance::Resolved,
+        }],
+        prior_objects: vec![object("sr", "1.2.840.10008.5.1.4.1.1.88.34"), object("seg", "1.2.840.10008.5.1.4.1.1.66.4")],
+    });
+    f.exam.lung_rads = f.nodules.iter().map(|n| n.lung_rads.category).max().unwrap_or(Category::One);
+    f.exam.management = f.exam.lung_rads.management().into();
+    f
+}
+
+/// `n` as the prior saw it: `smaller_mm` smaller in mean diameter, at the same place.
+fn prior_nodule(id: u32, tracking_uid: String, n: &NoduleFinding, smaller_mm: f64) -> PriorNodule {
+    let d = n.measurements.mean_diameter_mm - smaller_mm;
+    PriorNodule {
+        id,
+        tracking_uid,
+        centre_lps_mm: n.measurements.centre_lps_mm,
+        density: n.measurements.density,
+        long_axis_mm: d,
+        short_axis_mm: d,
+        mean_diameter_mm: d,
+        volume_mm3: std::f64::consts::PI / 6.0 * d.powi(3),
+        solid_core_mean_diameter_mm: None,
+        lung_rads: assess(d, Status::Baseline, None).category,
+    }
+}
+
+fn change(n: &NoduleFinding, prior: PriorNodule, date: Option<String>, interval_days: Option<f64>) -> NoduleChange {
+    let volume = n.measurements.volume_mm3;
+    let volume_change = interval_days.and_then(|days| growth::volume_change(prior.volume_mm3, volume, days));
+    let doubling_time = match volume_change {
+        Some(VolumeChange::Growing { doubling_time_days }) => Some(doubling_time_days),
+        _ => None,
+    };
+    NoduleChange {
+        prior_mapped_lps_mm: prior.centre_lps_mm,
+        match_distance_mm: 0.0,
+        interval_days,
+        mean_diameter_change_mm: n.measurements.mean_diameter_mm - prior.mean_diameter_mm,
+        solid_core_change_mm: None,
+        volume_change_percent: (volume / prior.volume_mm3 - 1.0) * 100.0,
+        volume_change,
+        doubling_class: doubling_time.map(growth::doubling_class),
+        history: vec![TrackPoint {
+            study_uid: pulmo_dicom::derived_uid("test prior study"),
+            study_date: date,
+            mean_diameter_mm: prior.mean_diameter_mm,
+            volume_mm3: prior.volume_mm3,
+        }],
+        prior,
+    }
+}
+
+fn previous(c: &NoduleChange) -> Previous {
+    Previous {
+        category: c.prior.lung_rads,
+        density: c.prior.density,
+        mean_diameter_mm: c.prior.mean_diameter_mm,
+        solid_component_mm: 0.0,
     }
 }

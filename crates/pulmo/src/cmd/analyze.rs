@@ -1,15 +1,16 @@
-//! `pulmo analyze DIR --out OUTDIR`: the whole pipeline on one CT series from files, with a
-//! progress bar; writes findings.json, one surface mesh per nodule and the DICOM objects (SEG,
-//! SR, summary page, key images), prints a summary.
+//! `pulmo analyze DIR --out OUTDIR [--prior PRIOR_DIR]`: the whole pipeline on one CT series
+//! from files, with a progress bar, compared with the patient's prior CT when given; writes
+//! findings.json, one surface mesh per nodule and the DICOM objects (SEG, SR, summary page,
+//! key images), prints a summary.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use pulmo_analysis::{Analysis, Progress, Stage};
+use pulmo_analysis::{Analysis, Pipeline, PriorExam, Progress, Stage};
 use pulmo_dicom::write::StudyContext;
 use pulmo_dicom::CtSeries;
 use pulmo_findings::{StageTime, StudyFindings};
@@ -25,6 +26,14 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     model: super::ModelArgs,
+    /// The patient's earlier CT series (folder or file): nodules are matched with its nodules,
+    /// and growth and volume doubling time reported.
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    /// findings.json of an earlier `pulmo analyze` of the --prior series; without it the prior
+    /// is analysed first.
+    #[arg(long, requires = "prior")]
+    prior_findings: Option<PathBuf>,
     /// Mesh file format for the nodule surfaces.
     #[arg(long, value_enum, default_value_t = MeshFormat::Stl)]
     mesh_format: MeshFormat,
@@ -45,7 +54,14 @@ pub fn run(args: Args) -> Result<()> {
     let ct = pulmo_dicom::load_ct_path(&args.input).with_context(|| format!("loading a CT series from {}", args.input.display()))?;
     let loading = started.elapsed().as_secs_f64();
     bar.inc(1);
-    let mut analysis = pipeline.analyze(&ct, &mut |p| show(&bar, p)).with_context(|| format!("analysing {}", args.input.display()))?;
+    let prior = match &args.prior {
+        Some(dir) => Some(load_prior(&pipeline, dir, args.prior_findings.as_deref(), &bar)?),
+        None => None,
+    };
+    let prior_exam = prior.as_ref().map(|(ct, findings)| PriorExam { ct, findings });
+    let mut analysis = pipeline
+        .analyze_with_prior(&ct, prior_exam, &mut |p| show(&bar, p))
+        .with_context(|| format!("analysing {}", args.input.display()))?;
     bar.finish_and_clear();
     analysis.findings.processing.stages.insert(0, StageTime { stage: "load".into(), seconds: loading });
     write_outputs(&mut analysis, &args.out, args.mesh_format)?;
@@ -53,6 +69,34 @@ pub fn run(args: Args) -> Result<()> {
     print!("{}", pulmo_findings::summary(&analysis.findings));
     println!("written to {}", args.out.display());
     Ok(())
+}
+
+/// The prior CT and its findings: read from `findings` (which must be about that series), or
+/// made now.
+fn load_prior(pipeline: &Pipeline, dir: &Path, findings: Option<&Path>, bar: &ProgressBar) -> Result<(CtSeries, StudyFindings)> {
+    bar.set_message(format!("reading the prior {}", dir.display()));
+    let ct = pulmo_dicom::load_ct_path(dir).with_context(|| format!("loading the prior CT series from {}", dir.display()))?;
+    let findings = match findings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let findings: StudyFindings = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            if findings.source.series_uid != ct.series_uid {
+                bail!(
+                    "{} is about series {}, but the prior {} is series {}",
+                    path.display(),
+                    findings.source.series_uid,
+                    dir.display(),
+                    ct.series_uid
+                );
+            }
+            findings
+        }
+        None => {
+            bar.set_message("analysing the prior");
+            pipeline.analyze(&ct, &mut |_| {}).with_context(|| format!("analysing the prior {}", dir.display()))?.findings
+        }
+    };
+    Ok((ct, findings))
 }
 
 /// One step for loading, then a hundred per stage (measurement advances per detection).

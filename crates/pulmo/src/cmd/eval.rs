@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use pulmo_analysis::Pipeline;
+use pulmo_analysis::{Pipeline, PriorExam, Stage};
 use pulmo_findings::{NoduleFinding, StudyFindings};
-use pulmo_phantom::PhantomSpec;
+use pulmo_phantom::{FollowUpSpec, PhantomSpec};
 use serde::Serialize;
 
+use crate::eval::follow_up::{self, PairRun};
 use crate::eval::matching::match_study;
 use crate::eval::report::{self, RealRun, StudyRun};
 
@@ -25,6 +26,11 @@ pub struct Args {
     /// Where eval.json and report.md go (and, while they are analysed, the phantom studies).
     #[arg(long)]
     out: PathBuf,
+    /// Evaluate follow-up instead: each seed makes a prior and its follow-up (drawn motion up to
+    /// 30 mm and 10 degrees, growth, a new nodule), scored on registration, matching, VDT and
+    /// follow-up Lung-RADS; writes follow-up.json and follow-up.md.
+    #[arg(long)]
+    follow_up: bool,
     /// The shared data folder (ct/lung-pet-ct-dx-a0002, ct/tcga-thca-wholebody); skipped if absent.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -42,13 +48,15 @@ struct Evaluation<'a> {
 pub fn run(args: Args) -> Result<()> {
     let seeds = parse_seeds(&args.seeds)?;
     let pipeline = args.model.load()?;
+    if args.follow_up {
+        return run_follow_up(&pipeline, &seeds, args.nodules, &args.out);
+    }
     let threshold = pipeline.operating_threshold();
     // Every candidate is measured so that the FROC curve covers all thresholds; what the
     // pipeline reports at its operating point is the findings at or above it.
     let pipeline = pipeline.with_threshold(0.0);
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let bar = ProgressBar::new(seeds.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = progress(seeds.len());
     let mut runs = Vec::new();
     for seed in seeds {
         bar.set_message(format!("phantom {seed}"));
@@ -67,6 +75,51 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::write(args.out.join("report.md"), &markdown)?;
     print!("{markdown}");
     Ok(())
+}
+
+fn progress(len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
+fn run_follow_up(pipeline: &Pipeline, seeds: &[u64], nodules: usize, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let bar = progress(seeds.len());
+    let mut runs = Vec::new();
+    for &seed in seeds {
+        bar.set_message(format!("phantom pair {seed}"));
+        runs.extend(pair_run(pipeline, seed, nodules, out).with_context(|| format!("phantom pair {seed}"))?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let command = format!("pulmo eval {}", std::env::args().skip(2).collect::<Vec<_>>().join(" "));
+    let markdown = follow_up::markdown(&runs, &command);
+    std::fs::write(out.join("follow-up.json"), serde_json::to_string_pretty(&runs)?)?;
+    std::fs::write(out.join("follow-up.md"), &markdown)?;
+    print!("{markdown}");
+    Ok(())
+}
+
+/// A prior and its follow-up (180 or 365 days later), both written as DICOM and read back,
+/// the prior analysed alone and the follow-up against it.
+fn pair_run(pipeline: &Pipeline, seed: u64, nodules: usize, out: &Path) -> Result<Option<PairRun>> {
+    let prior = pulmo_phantom::generate(&PhantomSpec::evaluation(seed, nodules))?;
+    let spec = FollowUpSpec { seed, interval_days: [365, 180][(seed % 2) as usize], ..FollowUpSpec::default() };
+    let current = pulmo_phantom::generate_follow_up(&prior.truth, &spec)?;
+    let (prior_dir, current_dir) = (out.join(format!("prior-{seed}")), out.join(format!("follow-up-{seed}")));
+    pulmo_phantom::write_study(&prior, &prior_dir)?;
+    pulmo_phantom::write_study(&current, &current_dir)?;
+    let prior_ct = pulmo_dicom::load_ct_path(&prior_dir)?;
+    let current_ct = pulmo_dicom::load_ct_path(&current_dir)?;
+    let prior_findings = pipeline.analyze(&prior_ct, &mut |_| {})?.findings;
+    let exam = PriorExam { ct: &prior_ct, findings: &prior_findings };
+    let findings = pipeline.analyze_with_prior(&current_ct, Some(exam), &mut |_| {})?.findings;
+    for dir in [&prior_dir, &current_dir] {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let seconds = findings.processing.stages.iter().filter(|s| s.stage.starts_with(Stage::FollowUp.name())).map(|s| s.seconds).sum();
+    Ok(follow_up::score_pair(&prior.truth, &prior_findings, &current.truth, &findings, seconds))
 }
 
 fn parse_seeds(text: &str) -> Result<Vec<u64>> {

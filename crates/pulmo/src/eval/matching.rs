@@ -27,6 +27,8 @@ pub struct TruthRow {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Found {
+    /// The finding's id in its study's findings.
+    pub finding_id: u32,
     pub probability: f64,
     pub shape: Shape,
     pub distance_mm: f64,
@@ -138,6 +140,7 @@ fn truth_row(study: u64, n: &NoduleTruth) -> TruthRow {
 
 fn found(f: &NoduleFinding, distance_mm: f64) -> Found {
     Found {
+        finding_id: f.id,
         probability: f.detection_probability,
         shape: Shape::of(f),
         distance_mm,

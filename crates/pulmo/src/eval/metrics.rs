@@ -89,6 +89,7 @@ mod tests {
             volume_mm3: 268.0,
             lung_rads: "3".into(),
             found: found.map(|p| Found {
+                finding_id: 1,
                 probability: p,
                 shape: shape(),
                 distance_mm: 0.5,

@@ -4,5 +4,6 @@
 //! Runs from `pulmo eval` on phantom studies (exact truth) and on the annotated real series.
 
 pub mod matching;
+pub mod follow_up;
 pub mod metrics;
 pub mod report;

@@ -36,7 +36,7 @@ pub struct RealRun {
 
 const SIZE_BANDS: [(f64, f64, &str); 4] = [(0.0, 6.0, "< 6 mm"), (6.0, 10.0, "6-10 mm"), (10.0, 20.0, "10-20 mm"), (20.0, f64::INFINITY, ">= 20 mm")];
 
-fn kind_name(k: NoduleKind) -> &'static str {
+pub fn kind_name(k: NoduleKind) -> &'static str {
     match k {
         NoduleKind::Solid => "solid",
         NoduleKind::PartSolid => "part-solid",
@@ -58,7 +58,7 @@ fn ground_glass_population(r: &TruthRow) -> bool {
     r.kind == NoduleKind::GroundGlass && r.mean_diameter_mm >= 8.0
 }
 
-fn expected_density(k: NoduleKind) -> Density {
+pub fn expected_density(k: NoduleKind) -> Density {
     match k {
         NoduleKind::Solid | NoduleKind::Calcified => Density::Solid,
         NoduleKind::PartSolid => Density::PartSolid,

@@ -1,6 +1,7 @@
 //! The job workers: each takes queued jobs (one complete study version each) and runs the
-//! profile of the AE title the study was sent to: the nodule analysis (findings into the store,
-//! their SEG, SR, summary page and key images queued to every destination), the receipt (a Key Object Selection "received by
+//! profile of the AE title the study was sent to: the nodule analysis (compared with the
+//! patient's prior when there is one; findings into the store, their SEG, SR, summary page and
+//! key images queued to every destination), the receipt (a Key Object Selection "received by
 //! pulmo" queued to every destination), or none.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use pulmo_analysis::{Pipeline, Progress, Stage};
+use pulmo_analysis::{Analysis, Pipeline, PriorExam, Progress, Stage};
 use pulmo_dicom::write::kos::{DocumentTitle, KeyObjectSelection, ReferencedInstance, KEY_OBJECT_SELECTION_STORAGE as KOS_SOP_CLASS};
 use pulmo_dicom::write::sc::SECONDARY_CAPTURE_STORAGE;
 use pulmo_dicom::write::seg::SEGMENTATION_STORAGE;
@@ -17,10 +18,12 @@ use pulmo_dicom::write::sr::COMPREHENSIVE_3D_SR_STORAGE;
 use pulmo_dicom::write::{StudyContext, RECEIPT_SERIES_NUMBER};
 use pulmo_dicom::{DicomFile, InstanceHeader, CT_SOP_CLASSES};
 use pulmo_store::{ExportObject, InstanceRecord, Job, SpoolPath, Store, Timestamp, Uid};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::blocking;
+use super::priors::{find_prior, PriorSource};
 use crate::config::Profile;
 use crate::outputs::{self, OutputObject};
 
@@ -31,6 +34,7 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 pub struct JobSettings {
     pub destinations: Vec<String>,
     pub profiles: BTreeMap<String, Profile>,
+    pub priors: PriorSource,
 }
 
 /// One worker: its own models (when a profile analyses), one job at a time.
@@ -47,8 +51,9 @@ pub async fn run(store: Store, settings: JobSettings, worker: Worker, mut stop: 
             Some(job) => {
                 let settings = settings.clone();
                 let (id, pipeline) = (worker.id, worker.pipeline.clone());
+                let runtime = Handle::current();
                 blocking(&store, move |s| {
-                    let outcome = run_job(s, &job, &settings, pipeline.as_deref());
+                    let outcome = run_job(s, &job, &settings, pipeline.as_deref(), &runtime);
                     match &outcome {
                         Ok(summary) => info!(worker = id, job = %job.id, study = %job.study_uid, version = job.study_version, "{summary}"),
                         Err(e) => warn!(worker = id, job = %job.id, study = %job.study_uid, error = %e, "job failed"),
@@ -68,7 +73,7 @@ pub async fn run(store: Store, settings: JobSettings, worker: Worker, mut stop: 
 }
 
 /// Runs the profile of the AE title this study version was sent to.
-fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&Mutex<Pipeline>>) -> Result<String, String> {
+fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&Mutex<Pipeline>>, runtime: &Handle) -> Result<String, String> {
     let instances = store.study_instances(&job.study_uid).map_err(|e| e.to_string())?;
     let called_ae = instances.iter().find(|i| i.study_version == job.study_version).map(|i| i.called_ae.trim().to_string());
     let profile = called_ae.as_deref().and_then(|ae| settings.profiles.get(ae)).copied().unwrap_or(Profile::Receipt);
@@ -77,7 +82,7 @@ fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&M
         Profile::Receipt => receipt(store, job, &instances, &settings.destinations),
         Profile::Analyze => {
             let pipeline = pipeline.ok_or("the analyze profile has no models loaded")?;
-            let analysed = analyze(store, job, &instances, pipeline, &settings.destinations)?;
+            let analysed = analyze(store, job, &instances, pipeline, settings, runtime)?;
             let receipt = receipt(store, job, &instances, &settings.destinations)?;
             Ok(format!("{analysed}; {receipt}"))
         }
@@ -85,9 +90,16 @@ fn run_job(store: &Store, job: &Job, settings: &JobSettings, pipeline: Option<&M
 }
 
 /// Analyses the study's CT series (the one with the most slices, as received up to this
-/// version), stores the findings and sends their DICOM objects to every destination; a panic
-/// in the analysis fails the job, not the worker.
-fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mutex<Pipeline>, destinations: &[String]) -> Result<String, String> {
+/// version) against its prior, stores the findings and sends their DICOM objects to every
+/// destination; a panic in the analysis fails the job, not the worker.
+fn analyze(
+    store: &Store,
+    job: &Job,
+    instances: &[InstanceRecord],
+    pipeline: &Mutex<Pipeline>,
+    settings: &JobSettings,
+    runtime: &Handle,
+) -> Result<String, String> {
     let paths: Vec<PathBuf> = instances
         .iter()
         .filter(|i| i.study_version <= job.study_version && CT_SOP_CLASSES.contains(&i.sop_class_uid.as_str()))
@@ -105,19 +117,29 @@ fn analyze(store: &Store, job: &Job, instances: &[InstanceRecord], pipeline: &Mu
     let pipeline = pipeline.lock().unwrap_or_else(PoisonError::into_inner);
     let mut current = None;
     let mut log_stage = |p: Progress| log_progress(job, &mut current, p);
-    let analysis = catch_unwind(AssertUnwindSafe(|| pipeline.analyze(&ct, &mut log_stage)))
-        .map_err(|_| format!("the analysis of series {} panicked (a bug: please report it)", ct.series_uid))?
-        .map_err(|e| format!("analysing series {}: {e}", ct.series_uid))?;
+    let analysis = catch_unwind(AssertUnwindSafe(|| -> Result<Analysis, String> {
+        let lookup = find_prior(store, &settings.priors, &ct, &pipeline, runtime)?;
+        let exam = lookup.prior.as_ref().map(|p| PriorExam { ct: &p.ct, findings: &p.findings });
+        let mut analysis = pipeline.analyze_with_prior(&ct, exam, &mut log_stage).map_err(|e| format!("analysing series {}: {e}", ct.series_uid))?;
+        let findings = &mut analysis.findings;
+        findings.notes.extend(lookup.note);
+        if let (Some(comparison), Some(prior)) = (findings.prior.as_mut(), lookup.prior) {
+            comparison.prior_objects = prior.objects;
+        }
+        Ok(analysis)
+    }))
+    .map_err(|_| format!("the analysis of series {} panicked (a bug: please report it)", ct.series_uid))??;
     let f = &analysis.findings;
     store.put_findings(&job.study_uid, job.study_version, f, Timestamp::now()).map_err(|e| e.to_string())?;
     let seed = format!("{}/{}", job.study_uid, job.study_version);
     let objects = outputs::study_objects(f, &ct.volume, &StudyContext::from(&ct.patient_study), &seed).map_err(|e| format!("writing the results: {e}"))?;
     for object in &objects {
-        send(store, job, object, destinations)?;
+        send(store, job, object, &settings.destinations)?;
     }
     let sent = format!(", {} object(s) queued", objects.len());
+    let prior = f.prior.as_ref().map_or(" (baseline)".to_string(), |p| format!(" (compared with prior study {})", p.study_uid));
     Ok(format!(
-        "series {} of {} slices: {} nodule(s), Lung-RADS {}{sent}",
+        "series {} of {} slices: {} nodule(s), Lung-RADS {}{prior}{sent}",
         ct.series_uid,
         f.source.dims[0],
         f.nodules.len(),

@@ -8,6 +8,7 @@ mod http;
 mod ingest;
 mod jobs;
 mod metrics;
+mod priors;
 
 use std::sync::{Arc, Mutex};
 
@@ -28,11 +29,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics = Arc::new(metrics::Metrics::default());
     let ingest = Arc::new(Ingest::new(store.clone(), config.storage.min_free_mb * 1024 * 1024, metrics.clone()));
-    let completion = tokio::spawn(completion::run(store.clone(), config.quiet_time(), stop_rx.clone()));
+    let completion = tokio::spawn(completion::run(store.clone(), config.quiet_time(), config.retention(), stop_rx.clone()));
     let mut workers = tokio::task::JoinSet::new();
     let settings = jobs::JobSettings {
         destinations: config.destinations.iter().map(|d| d.name.clone()).collect(),
         profiles: config.profiles.clone(),
+        priors: priors::PriorSource::from_config(&config, ingest.clone()),
     };
     for (id, pipeline) in workers_models.into_iter().enumerate() {
         let worker = jobs::Worker { id, pipeline: pipeline.map(|p| Arc::new(Mutex::new(p))) };

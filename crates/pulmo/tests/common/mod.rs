@@ -246,7 +246,11 @@ impl Orthanc {
             "HttpPort": http,
             "RemoteAccessAllowed": false,
             "AuthenticationEnabled": false,
-            "DicomModalities": { "pulmo": ["PULMO", "127.0.0.1", pulmo_port] },
+            // PULMO_PRIORS: where pulmo asks Orthanc to C-MOVE a patient's prior studies.
+            "DicomModalities": {
+                "pulmo": ["PULMO", "127.0.0.1", pulmo_port],
+                "pulmo-priors": ["PULMO_PRIORS", "127.0.0.1", pulmo_port],
+            },
             "DicomAlwaysAllowStore": true,
             "Plugins": [],
         });

@@ -1,0 +1,126 @@
+//! What comparing a study with the patient's prior found: which prior, how well the two
+//! registered, and per nodule its state on earlier exams and what changed since.
+
+use pulmo_clinical::density::Density;
+use pulmo_clinical::growth::{DoublingClass, VolumeChange};
+use pulmo_clinical::lung_rads::Category;
+use pulmo_volume::{Affine, Vec3};
+use serde::{Deserialize, Serialize};
+
+/// The prior exam a study was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorComparison {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub study_date: Option<String>,
+    /// Days from the prior's study date to this study's; `None` when either date is unknown,
+    /// and then no growth rate is computed.
+    pub interval_days: Option<f64>,
+    /// Maps the prior's patient coordinates (LPS mm) to this study's.
+    pub prior_to_current: Affine,
+    pub registration: RegistrationQuality,
+    /// Prior nodules that no nodule of this study matches.
+    pub unmatched_prior: Vec<UnmatchedPrior>,
+    /// pulmo's DICOM results for the prior (its SR and SEG) where the caller knows them: the
+    /// SR cites them as pertinent other evidence.
+    #[serde(default)]
+    pub prior_objects: Vec<PriorObject>,
+}
+
+/// One DICOM object of the prior exam, as a reference needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorObject {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationQuality {
+    /// Dice overlap of the two lung masks after registration (1 = identical).
+    pub lung_dice: f64,
+    /// The optimiser's final similarity of the lung masks (1 = identical).
+    pub similarity: f64,
+}
+
+/// A nodule of the prior exam as the comparison uses it, in the prior's coordinates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorNodule {
+    /// Its number in the prior's findings.
+    pub id: u32,
+    pub tracking_uid: String,
+    pub centre_lps_mm: Vec3,
+    pub density: Density,
+    pub long_axis_mm: f64,
+    pub short_axis_mm: f64,
+    pub mean_diameter_mm: f64,
+    pub volume_mm3: f64,
+    pub solid_core_mean_diameter_mm: Option<f64>,
+    pub lung_rads: Category,
+}
+
+/// Why a prior nodule has no match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disappearance {
+    /// Its place was scanned and nothing is reported there.
+    Resolved,
+    /// Its place (mapped into this study) lies outside this scan: not evaluated.
+    OutsideScan,
+}
+
+impl Disappearance {
+    pub fn label(self) -> &'static str {
+        match self {
+            Disappearance::Resolved => "resolved",
+            Disappearance::OutsideScan => "outside this scan, not evaluated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnmatchedPrior {
+    pub nodule: PriorNodule,
+    /// Where the registration puts it in this study (LPS mm).
+    pub expected_lps_mm: Vec3,
+    pub disappearance: Disappearance,
+}
+
+impl UnmatchedPrior {
+    /// "2 (solid 6.6 mm, resolved)": the prior's number for it, what it was, and why unmatched.
+    pub fn describe(&self) -> String {
+        let n = &self.nodule;
+        format!("{} ({} {:.1} mm, {})", n.id, n.density.label(), n.mean_diameter_mm, self.disappearance.label())
+    }
+}
+
+/// One earlier exam's measurement of a nodule track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackPoint {
+    pub study_uid: String,
+    pub study_date: Option<String>,
+    pub mean_diameter_mm: f64,
+    pub volume_mm3: f64,
+}
+
+/// A nodule matched to one of the prior exam's: the prior's values and the change since.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoduleChange {
+    pub prior: PriorNodule,
+    /// Where the registration puts the prior's centre in this study (LPS mm).
+    pub prior_mapped_lps_mm: Vec3,
+    /// From this nodule's centre to `prior_mapped_lps_mm` (mm).
+    pub match_distance_mm: f64,
+    pub interval_days: Option<f64>,
+    /// Current minus prior, mm (Lung-RADS growth is more than 1.5 mm).
+    pub mean_diameter_change_mm: f64,
+    pub solid_core_change_mm: Option<f64>,
+    /// (current / prior - 1) x 100.
+    pub volume_change_percent: f64,
+    /// Growing (with its volume doubling time), stable or shrinking; `None` without an interval.
+    pub volume_change: Option<VolumeChange>,
+    pub doubling_class: Option<DoublingClass>,
+    /// The track's measurements on earlier exams, oldest first; the prior is the last.
+    pub history: Vec<TrackPoint>,
+}
