@@ -162,7 +162,7 @@ fn moved(prior: &Pose, motion: &RigidMotion, breathing: f64) -> Pose {
     Pose::new(rotation, add(prior.translation_mm, motion.translation_mm), breathing)
 }
 
-fn resolved_ids(prior: &Truth, spec: &FollowUpSpec, rng: &mut ChaCha8Rng) -> Result<Vec<u32>, PhantomError> {
+pub(crate) fn resolved_ids(prior: &Truth, spec: &FollowUpSpec, rng: &mut ChaCha8Rng) -> Result<Vec<u32>, PhantomError> {
     if let Some(ids) = &spec.resolved {
         if let Some(id) = ids.iter().find(|id| prior.nodule(**id).is_none()) {
             return Err(PhantomError::InvalidOption { field: "resolved", reason: format!("prior has no nodule {id}") });
@@ -178,7 +178,7 @@ fn resolved_ids(prior: &Truth, spec: &FollowUpSpec, rng: &mut ChaCha8Rng) -> Res
     }
 }
 
-fn grow(
+pub(crate) fn grow(
     prior: &Truth,
     spec: &FollowUpSpec,
     resolved: &[u32],

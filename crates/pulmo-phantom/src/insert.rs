@@ -6,7 +6,12 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use pulmo_clinical::dates;
+use pulmo_volume::Affine;
+use rand::seq::SliceRandom;
+
 use crate::anatomy::Side;
+use crate::follow_up::{grow, resolved_ids};
 use crate::generate::{nodule_truth, study_lung_rads};
 use crate::identity::StudyIdentity;
 use crate::math::{dist, IDENTITY};
@@ -14,8 +19,9 @@ use crate::nodule::{self, Attachment};
 use crate::render::NoduleRaster;
 use crate::scene::{Acquisition, PlacedNodule};
 use crate::seeds;
-use crate::spec::{validate_study_date_time, PatientInfo, PhantomSpec};
-use crate::truth::{BackgroundInfo, Generator, Pose, StudyKind, Truth};
+use crate::nodule::NoduleRequest;
+use crate::spec::{validate_study_date_time, FollowUpSpec, PatientInfo, PhantomSpec, RigidMotion};
+use crate::truth::{BackgroundInfo, FollowUpTruth, Generator, NoduleMatch, Pose, StudyKind, Truth};
 use crate::{Phantom, PhantomError};
 
 /// What the DICOM writer needs from the original series besides the voxels and geometry.
@@ -65,77 +71,167 @@ pub fn insert_into(
     spec: &PhantomSpec,
 ) -> Result<Phantom, PhantomError> {
     spec.validate_nodules()?;
-    header.patient.validate()?;
-    validate_study_date_time(&header.study_date, &header.study_time)?;
-    if let Some(r) = spec.nodules.iter().find(|r| r.attachment.is_some_and(|a| a != Attachment::Isolated)) {
-        return Err(PhantomError::InvalidOption {
-            field: "nodules[].attachment",
-            reason: format!("insertion places isolated nodules only, not {:?}", r.attachment),
-        });
-    }
-    let geometry = *background.geometry();
-    let thickness = header.slice_thickness_mm.unwrap_or(geometry.spacing[0]);
-    if !(thickness.is_finite() && (0.1..=20.0).contains(&thickness)) {
-        return Err(PhantomError::InvalidOption {
-            field: "slice_thickness_mm",
-            reason: format!("{thickness} is outside 0.1..=20"),
-        });
-    }
-    let acq = Acquisition { dims: background.dims(), geometry, thickness, noise_hu: 0.0, noise_seed: 0 };
-    let mask = lung_mask(&background);
-    let lung_voxels = mask.iter().filter(|m| **m).count();
-    if lung_voxels < 1000 {
-        return Err(PhantomError::Background(format!(
-            "found only {lung_voxels} lung voxels below {LUNG_THRESHOLD_HU} HU"
-        )));
-    }
+    isolated_only(&spec.nodules)?;
+    let site = Site::new(&background, header)?;
     let source = header.source_series_instance_uid.clone().unwrap_or_default();
     let mut rng = seeds::rng(spec.seed, &format!("insertion/nodules/{source}"));
-    let nodules = place_in_mask(&background, &mask, spec, &acq, &mut rng)?;
-    tracing::debug!(lung_voxels, nodules = nodules.len(), "inserting nodules into background series");
-    let mut volume = background;
-    for n in &nodules {
-        blend(&mut volume, &mask, n, &acq);
+    let nodules = place_in_mask(&background, &site.mask, spec.nodule_count, &spec.nodules, &site.acq, &[], &mut rng)?;
+    tracing::debug!(lung_voxels = site.lung_voxels, nodules = nodules.len(), "inserting nodules into background series");
+    let study = Study { kind: StudyKind::Insertion, label: "insertion", seed: spec.seed, date: header.study_date.clone() };
+    Ok(site.render(background, header, &nodules, &study, PhantomSpec { kvp: header.kvp.unwrap_or(spec.kvp), ..spec.clone() }, None))
+}
+
+/// A follow-up of the insertion `prior` into the same real series `background` (with the same
+/// `header`): the anatomy stays where it was (no motion: the background is one real exam), the
+/// prior's nodules come back grown by their volume doubling times, some resolved, and
+/// `spec.new_nodules` new ones are inserted. The truth's follow-up part is as for phantom
+/// follow-ups, with the identity as prior -> current transform.
+pub fn insert_follow_up(
+    prior: &Truth,
+    background: Volume<i16>,
+    header: &BackgroundHeader,
+    spec: &FollowUpSpec,
+) -> Result<Phantom, PhantomError> {
+    spec.validate()?;
+    isolated_only(&spec.new_nodule_requests)?;
+    if prior.kind != StudyKind::Insertion || prior.geometry != *background.geometry() {
+        return Err(PhantomError::Prior("an insertion follow-up needs an insertion into this same series as its prior".into()));
     }
-    let centre_x = mask_centre_x(&volume, &mask);
-    let truths: Vec<_> = nodules
-        .iter()
-        .map(|n| {
-            let lung = if n.centre_body[0] < centre_x { Side::Right } else { Side::Left };
-            nodule_truth(n, n.centre_body, &IDENTITY, &acq, Some(lung))
-        })
-        .collect();
-    let uid_seed = seeds::sub_seed(spec.seed, &source);
-    let identity = StudyIdentity::new(
-        uid_seed,
-        "insertion",
-        &header.patient,
-        &header.study_date,
-        &header.study_time,
-        "CT CHEST with inserted nodules (pulmo phantom)",
-        acq.dims[0],
-    );
-    let truth = Truth {
-        generator: Generator::current(),
-        kind: StudyKind::Insertion,
-        seed: spec.seed,
-        spec: PhantomSpec { kvp: header.kvp.unwrap_or(spec.kvp), ..spec.clone() },
-        dims_zyx: acq.dims,
-        geometry,
-        slice_thickness_mm: thickness,
-        identity: identity.clone(),
-        patient_model: None,
-        pose: Pose::identity(),
-        lung_rads: study_lung_rads(&truths),
-        nodules: truths,
-        follow_up: None,
-        background: Some(BackgroundInfo {
-            source_study_instance_uid: header.source_study_instance_uid.clone(),
-            source_series_instance_uid: header.source_series_instance_uid.clone(),
-            lung_voxels,
-        }),
+    if spec.motion.is_some_and(|m| m != RigidMotion { rotation_deg: [0.0; 3], translation_mm: [0.0; 3] }) {
+        return Err(PhantomError::InvalidOption { field: "motion", reason: "an insertion follow-up keeps the real anatomy in place".into() });
+    }
+    let site = Site::new(&background, header)?;
+    let resolved = resolved_ids(prior, spec, &mut seeds::rng(spec.seed, "follow-up/resolved"))?;
+    let mut nodules = grow(prior, spec, &resolved, &mut seeds::rng(spec.seed, "follow-up/growth"))?;
+    let mut rng = seeds::rng(spec.seed, "insertion-follow-up/new-nodules");
+    let newcomers = place_in_mask(&background, &site.mask, spec.new_nodules, &spec.new_nodule_requests, &site.acq, &nodules, &mut rng)?;
+    nodules.extend(newcomers);
+    nodules.shuffle(&mut seeds::rng(spec.seed, "follow-up/ids"));
+    for (i, n) in nodules.iter_mut().enumerate() {
+        n.id = i as u32 + 1;
+    }
+    let date = dates::add_days(&prior.identity.study_date, spec.interval_days as i64)
+        .ok_or_else(|| PhantomError::Prior(format!("study date {:?} is not a date", prior.identity.study_date)))?;
+    let follow_up = FollowUpTruth {
+        prior_study_instance_uid: prior.identity.study_instance_uid.clone(),
+        prior_series_instance_uid: prior.identity.series_instance_uid.clone(),
+        prior_frame_of_reference_uid: prior.identity.frame_of_reference_uid.clone(),
+        interval_days: spec.interval_days,
+        prior_to_current: Affine::IDENTITY,
+        motion: RigidMotion { rotation_deg: [0.0; 3], translation_mm: [0.0; 3] },
+        breathing_scale_si: 1.0,
+        matching: nodules.iter().map(|n| NoduleMatch { current: n.id, prior: n.growth.as_ref().map(|g| g.prior_id) }).collect(),
+        resolved_prior_ids: resolved,
+        spec: spec.clone(),
     };
-    Ok(Phantom { volume, truth, dicom: identity })
+    let study = Study { kind: StudyKind::FollowUp, label: "insertion-follow-up", seed: spec.seed, date };
+    let spec_out = PhantomSpec { seed: spec.seed, nodule_count: nodules.len(), nodules: Vec::new(), ..prior.spec.clone() };
+    Ok(site.render(background, header, &nodules, &study, spec_out, Some(follow_up)))
+}
+
+fn isolated_only(requests: &[NoduleRequest]) -> Result<(), PhantomError> {
+    match requests.iter().find(|r| r.attachment.is_some_and(|a| a != Attachment::Isolated)) {
+        Some(r) => Err(PhantomError::InvalidOption {
+            field: "nodules[].attachment",
+            reason: format!("insertion places isolated nodules only, not {:?}", r.attachment),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Which study of the patient is being made.
+struct Study {
+    kind: StudyKind,
+    label: &'static str,
+    seed: u64,
+    date: String,
+}
+
+/// The real series as insertion sees it: its acquisition and threshold lung mask.
+struct Site {
+    acq: Acquisition,
+    mask: Vec<bool>,
+    lung_voxels: usize,
+}
+
+impl Site {
+    fn new(background: &Volume<i16>, header: &BackgroundHeader) -> Result<Site, PhantomError> {
+        header.patient.validate()?;
+        validate_study_date_time(&header.study_date, &header.study_time)?;
+        let geometry = *background.geometry();
+        let thickness = header.slice_thickness_mm.unwrap_or(geometry.spacing[0]);
+        if !(thickness.is_finite() && (0.1..=20.0).contains(&thickness)) {
+            return Err(PhantomError::InvalidOption {
+                field: "slice_thickness_mm",
+                reason: format!("{thickness} is outside 0.1..=20"),
+            });
+        }
+        let acq = Acquisition { dims: background.dims(), geometry, thickness, noise_hu: 0.0, noise_seed: 0 };
+        let mask = lung_mask(background);
+        let lung_voxels = mask.iter().filter(|m| **m).count();
+        if lung_voxels < 1000 {
+            return Err(PhantomError::Background(format!(
+                "found only {lung_voxels} lung voxels below {LUNG_THRESHOLD_HU} HU"
+            )));
+        }
+        Ok(Site { acq, mask, lung_voxels })
+    }
+
+    /// Blends `nodules` into `background` and writes the truth of the study.
+    fn render(
+        &self,
+        background: Volume<i16>,
+        header: &BackgroundHeader,
+        nodules: &[PlacedNodule],
+        study: &Study,
+        spec: PhantomSpec,
+        follow_up: Option<FollowUpTruth>,
+    ) -> Phantom {
+        let mut volume = background;
+        for n in nodules {
+            blend(&mut volume, &self.mask, n, &self.acq);
+        }
+        let centre_x = mask_centre_x(&volume, &self.mask);
+        let truths: Vec<_> = nodules
+            .iter()
+            .map(|n| {
+                let lung = if n.centre_body[0] < centre_x { Side::Right } else { Side::Left };
+                nodule_truth(n, n.centre_body, &IDENTITY, &self.acq, Some(lung))
+            })
+            .collect();
+        let source = header.source_series_instance_uid.clone().unwrap_or_default();
+        let uid_seed = seeds::sub_seed(study.seed, &source);
+        let identity = StudyIdentity::new(
+            uid_seed,
+            study.label,
+            &header.patient,
+            &study.date,
+            &header.study_time,
+            "CT CHEST with inserted nodules (pulmo phantom)",
+            self.acq.dims[0],
+        );
+        let truth = Truth {
+            generator: Generator::current(),
+            kind: study.kind,
+            seed: study.seed,
+            spec,
+            dims_zyx: self.acq.dims,
+            geometry: self.acq.geometry,
+            slice_thickness_mm: self.acq.thickness,
+            identity: identity.clone(),
+            patient_model: None,
+            pose: Pose::identity(),
+            lung_rads: study_lung_rads(&truths),
+            nodules: truths,
+            follow_up,
+            background: Some(BackgroundInfo {
+                source_study_instance_uid: header.source_study_instance_uid.clone(),
+                source_series_instance_uid: header.source_series_instance_uid.clone(),
+                lung_voxels: self.lung_voxels,
+            }),
+        };
+        Phantom { volume, truth, dicom: identity }
+    }
 }
 
 /// Voxels below -500 HU that are not outside air. Outside air is found per slice as what
@@ -163,18 +259,22 @@ fn mask_centre_x(volume: &Volume<i16>, mask: &[bool]) -> f64 {
     sum / n.max(1) as f64
 }
 
+/// Designs and places `count` isolated nodules deep in the lung mask, apart from each other and
+/// from the `existing` ones.
 fn place_in_mask(
     volume: &Volume<i16>,
     mask: &[bool],
-    spec: &PhantomSpec,
+    count: usize,
+    requests: &[NoduleRequest],
     acq: &Acquisition,
+    existing: &[PlacedNodule],
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<PlacedNodule>, PhantomError> {
     let lung: Vec<usize> = mask.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i).collect();
     let [_, ny, nx] = volume.dims();
     let mut placed: Vec<PlacedNodule> = Vec::new();
-    for index in 0..spec.nodule_count {
-        let mut request = spec.nodules.get(index).cloned().unwrap_or_default();
+    for index in 0..count {
+        let mut request = requests.get(index).cloned().unwrap_or_default();
         request.attachment = Some(Attachment::Isolated);
         let mut found = None;
         'designs: for _ in 0..6 {
@@ -186,8 +286,10 @@ fn place_in_mask(
                 let jitter = [0, 1, 2].map(|_| rng.random_range(-0.5..0.5));
                 let c =
                     volume.geometry().index_to_lps([z as f64 + jitter[0], y as f64 + jitter[1], x as f64 + jitter[2]]);
-                let apart =
-                    placed.iter().all(|p| dist(p.centre_body, c) > radius + p.design.model.bounding_radius() + 6.0);
+                let apart = placed
+                    .iter()
+                    .chain(existing)
+                    .all(|p| dist(p.centre_body, c) > radius + p.design.model.bounding_radius() + 6.0);
                 if apart && acq.contains_ball(c, radius + 2.0) && ball_in_mask(volume, mask, c, radius + LUNG_MARGIN_MM)
                 {
                     found = Some(PlacedNodule { id: index as u32 + 1, design, centre_body: c, growth: None });

@@ -41,7 +41,7 @@ pub use dicom_writer::write_study;
 pub use follow_up::generate_follow_up;
 pub use generate::generate;
 pub use identity::StudyIdentity;
-pub use insert::{insert_into, lung_mask, BackgroundHeader};
+pub use insert::{insert_follow_up, insert_into, lung_mask, BackgroundHeader};
 pub use lungrads_truth::LungRads;
 pub use math::{Affine, Mat3, Vec3};
 pub use nodule::{Attachment, Ball, NoduleKind, NoduleModel, NoduleRequest, NoduleShape, Spike};

@@ -225,6 +225,37 @@ fn inserted_nodules_sit_in_the_real_lungs() {
     assert!(insert_into(background, &header, &bad).is_err());
 }
 
+/// A follow-up of an insertion keeps the real anatomy in place: the prior's nodules return at
+/// their centres, grown by their doubling times, with the identity as transform; a resolved one
+/// is gone and a new one lies apart from the others; a motion is refused.
+#[test]
+fn insertion_follow_up_grows_the_nodules_in_place() {
+    let background = generate(&PhantomSpec { nodule_count: 0, ..small(51) }).unwrap().volume;
+    let header = BackgroundHeader { source_series_instance_uid: Some("1.2.3.4".into()), ..Default::default() };
+    let prior = insert_into(background.clone(), &header, &PhantomSpec { seed: 3, nodule_count: 3, ..Default::default() }).unwrap();
+    let spec = FollowUpSpec { seed: 4, resolved: Some(vec![2]), vdt_days: [(1, Some(200.0)), (3, None)].into(), ..Default::default() };
+    let later = pulmo_phantom::insert_follow_up(&prior.truth, background.clone(), &header, &spec).unwrap();
+    let fu = later.truth.follow_up.as_ref().unwrap();
+    assert_eq!(later.truth.kind, StudyKind::FollowUp);
+    assert_eq!(fu.prior_to_current, pulmo_volume::Affine::IDENTITY);
+    assert_eq!(fu.resolved_prior_ids, [2]);
+    assert_eq!(later.truth.nodules.len(), 3, "two survivors and one new nodule");
+    for m in &fu.matching {
+        let n = later.truth.nodule(m.current).unwrap();
+        match m.prior.map(|id| prior.truth.nodule(id).unwrap()) {
+            Some(p) => {
+                assert!(dist(n.centre_lps_mm, p.centre_lps_mm) < 1e-9, "nodule {} moved", n.id);
+                let want = if p.id == 1 { 2f64.powf(365.0 / 200.0) } else { 1.0 };
+                assert!((n.volume_mm3 / p.volume_mm3 - want).abs() < 0.02 * want, "nodule {}: {} -> {}", p.id, p.volume_mm3, n.volume_mm3);
+            }
+            None => assert!(prior.truth.nodules.iter().all(|p| dist(p.centre_lps_mm, n.centre_lps_mm) > 6.0)),
+        }
+    }
+    assert_eq!(pulmo_clinical::dates::days_between(&prior.truth.identity.study_date, &later.truth.identity.study_date), Some(365));
+    let moved = FollowUpSpec { motion: Some(RigidMotion { rotation_deg: [0.0; 3], translation_mm: [5.0, 0.0, 0.0] }), ..spec };
+    assert!(pulmo_phantom::insert_follow_up(&prior.truth, background, &header, &moved).is_err());
+}
+
 #[test]
 fn bad_options_are_errors() {
     let mut spec = small(1);

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::{Pipeline, PriorExam, Stage};
 use pulmo_findings::{NoduleFinding, StudyFindings};
-use pulmo_phantom::{FollowUpSpec, PhantomSpec};
+use pulmo_phantom::{FollowUpSpec, Phantom, PhantomSpec};
 use serde::Serialize;
 
 use crate::eval::follow_up::{self, PairRun};
@@ -49,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     let seeds = parse_seeds(&args.seeds)?;
     let pipeline = args.model.load()?;
     if args.follow_up {
-        return run_follow_up(&pipeline, &seeds, args.nodules, &args.out);
+        return run_follow_up(&pipeline, &seeds, args.nodules, &args.out, args.data.as_deref());
     }
     let threshold = pipeline.operating_threshold();
     // Every candidate is measured so that the FROC curve covers all thresholds; what the
@@ -83,23 +83,37 @@ fn progress(len: usize) -> ProgressBar {
     bar
 }
 
-fn run_follow_up(pipeline: &Pipeline, seeds: &[u64], nodules: usize, out: &Path) -> Result<()> {
+fn run_follow_up(pipeline: &Pipeline, seeds: &[u64], nodules: usize, out: &Path, data: Option<&Path>) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let bar = progress(seeds.len());
+    let tcga = data.map(|d| d.join("ct/tcga-thca-wholebody")).filter(|d| d.exists());
+    let bar = progress(seeds.len() + tcga.as_ref().map_or(0, |_| REAL_FOLLOW_UP_SEEDS.len()));
     let mut runs = Vec::new();
     for &seed in seeds {
         bar.set_message(format!("phantom pair {seed}"));
         runs.extend(pair_run(pipeline, seed, nodules, out).with_context(|| format!("phantom pair {seed}"))?);
         bar.inc(1);
     }
+    let mut real = Vec::new();
+    if let Some(dir) = tcga {
+        let ct = pulmo_dicom::load_ct_path(&dir)?;
+        for seed in REAL_FOLLOW_UP_SEEDS {
+            bar.set_message(format!("real pair {seed}"));
+            real.extend(real_pair_run(pipeline, &ct, seed, out).with_context(|| format!("real pair {seed}"))?);
+            bar.inc(1);
+        }
+    }
     bar.finish_and_clear();
     let command = format!("pulmo eval {}", std::env::args().skip(2).collect::<Vec<_>>().join(" "));
-    let markdown = follow_up::markdown(&runs, &command);
-    std::fs::write(out.join("follow-up.json"), serde_json::to_string_pretty(&runs)?)?;
+    let markdown = follow_up::markdown(&runs, &real, &command);
+    let json = serde_json::json!({ "phantom_pairs": runs, "real_pairs": real });
+    std::fs::write(out.join("follow-up.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out.join("follow-up.md"), &markdown)?;
     print!("{markdown}");
     Ok(())
 }
+
+/// Seeds of the follow-ups made by insertion into the real TCGA series (none used elsewhere).
+const REAL_FOLLOW_UP_SEEDS: [u64; 4] = [7000, 7001, 7002, 7003];
 
 /// A prior and its follow-up (180 or 365 days later), both written as DICOM and read back,
 /// the prior analysed alone and the follow-up against it.
@@ -107,17 +121,31 @@ fn pair_run(pipeline: &Pipeline, seed: u64, nodules: usize, out: &Path) -> Resul
     let prior = pulmo_phantom::generate(&PhantomSpec::evaluation(seed, nodules))?;
     let spec = FollowUpSpec { seed, interval_days: [365, 180][(seed % 2) as usize], ..FollowUpSpec::default() };
     let current = pulmo_phantom::generate_follow_up(&prior.truth, &spec)?;
-    let (prior_dir, current_dir) = (out.join(format!("prior-{seed}")), out.join(format!("follow-up-{seed}")));
-    pulmo_phantom::write_study(&prior, &prior_dir)?;
-    pulmo_phantom::write_study(&current, &current_dir)?;
+    compare_pair(pipeline, &prior, &current, &out.join(format!("pair-{seed}")))
+}
+
+/// Four nodules inserted into the real series, and a year later the same series with them
+/// grown (or resolved) and one new.
+fn real_pair_run(pipeline: &Pipeline, ct: &pulmo_dicom::CtSeries, seed: u64, out: &Path) -> Result<Option<PairRun>> {
+    let header = super::phantom::background_header(ct);
+    let prior = pulmo_phantom::insert_into(ct.volume.clone(), &header, &PhantomSpec { seed, nodule_count: 4, ..PhantomSpec::default() })?;
+    let spec = FollowUpSpec { seed: seed + 500, ..FollowUpSpec::default() };
+    let current = pulmo_phantom::insert_follow_up(&prior.truth, ct.volume.clone(), &header, &spec)?;
+    compare_pair(pipeline, &prior, &current, &out.join(format!("real-pair-{seed}")))
+}
+
+/// Writes both studies as DICOM under `dir`, reads them back, analyses the prior alone and the
+/// follow-up against it, and scores the comparison.
+fn compare_pair(pipeline: &Pipeline, prior: &Phantom, current: &Phantom, dir: &Path) -> Result<Option<PairRun>> {
+    let (prior_dir, current_dir) = (dir.join("prior"), dir.join("follow-up"));
+    pulmo_phantom::write_study(prior, &prior_dir)?;
+    pulmo_phantom::write_study(current, &current_dir)?;
     let prior_ct = pulmo_dicom::load_ct_path(&prior_dir)?;
     let current_ct = pulmo_dicom::load_ct_path(&current_dir)?;
     let prior_findings = pipeline.analyze(&prior_ct, &mut |_| {})?.findings;
     let exam = PriorExam { ct: &prior_ct, findings: &prior_findings };
     let findings = pipeline.analyze_with_prior(&current_ct, Some(exam), &mut |_| {})?.findings;
-    for dir in [&prior_dir, &current_dir] {
-        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     let seconds = findings.processing.stages.iter().filter(|s| s.stage.starts_with(Stage::FollowUp.name())).map(|s| s.seconds).sum();
     Ok(follow_up::score_pair(&prior.truth, &prior_findings, &current.truth, &findings, seconds))
 }

@@ -102,6 +102,13 @@ fn follow_up(args: &Args, prior: &Path) -> anyhow::Result<Phantom> {
 
 fn insertion(args: &Args, background: &Path) -> anyhow::Result<Phantom> {
     let ct = pulmo_dicom::load_ct_path(background)?;
+    let header = background_header(&ct);
+    Ok(pulmo_phantom::insert_into(ct.volume, &header, &baseline_spec(args))?)
+}
+
+/// What an insertion keeps of the real series: patient, date and time, UIDs, thickness
+/// (defaults where the header lacks one or it is malformed).
+pub(crate) fn background_header(ct: &pulmo_dicom::CtSeries) -> BackgroundHeader {
     let p = &ct.patient_study;
     let defaults = BackgroundHeader::default();
     let patient = PatientInfo {
@@ -110,7 +117,7 @@ fn insertion(args: &Args, background: &Path) -> anyhow::Result<Phantom> {
         birth_date: p.birth_date.clone().filter(|d| d.len() == 8).unwrap_or(defaults.patient.birth_date.clone()),
         sex: p.sex.clone().filter(|s| matches!(s.as_str(), "M" | "F" | "O")).unwrap_or(defaults.patient.sex.clone()),
     };
-    let header = BackgroundHeader {
+    BackgroundHeader {
         patient,
         study_date: p.study_date.clone().unwrap_or(defaults.study_date.clone()),
         study_time: p.study_time.clone().map(|t| t.chars().take(6).collect()).unwrap_or(defaults.study_time.clone()),
@@ -118,8 +125,7 @@ fn insertion(args: &Args, background: &Path) -> anyhow::Result<Phantom> {
         source_series_instance_uid: Some(ct.series_uid.clone()),
         slice_thickness_mm: ct.slice_thickness,
         kvp: None,
-    };
-    Ok(pulmo_phantom::insert_into(ct.volume, &header, &baseline_spec(args))?)
+    }
 }
 
 fn progress(message: &'static str) -> indicatif::ProgressBar {

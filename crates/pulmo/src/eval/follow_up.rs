@@ -153,9 +153,9 @@ fn truth_category(prior_truth: &Truth, prior_id: Option<u32>, n: &NoduleTruth, i
     .category
 }
 
-/// The follow-up section of docs/accuracy.md.
-pub fn markdown(runs: &[PairRun], command: &str) -> String {
-    let links: Vec<&Link> = runs.iter().flat_map(|r| &r.links).collect();
+/// The follow-up section of docs/accuracy.md: the phantom pairs, then the pairs made by
+/// inserting nodules into a real series (when there are any).
+pub fn markdown(runs: &[PairRun], real: &[PairRun], command: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Produced by `{command}`.\n");
     let shifts: Vec<f64> = runs.iter().map(|r| vec3::norm(r.motion.translation_mm)).collect();
@@ -167,21 +167,36 @@ pub fn markdown(runs: &[PairRun], command: &str) -> String {
         min(&shifts), max(&shifts), min(&angles), max(&angles),
         runs.iter().map(|r| r.interval_days).min().unwrap_or(0),
         runs.iter().map(|r| r.interval_days).max().unwrap_or(0),
-        links.len()
+        runs.iter().map(|r| r.links.len()).sum::<usize>()
     );
-    registration_section(&mut out, runs);
-    matching_section(&mut out, &links);
-    vdt_section(&mut out, &links);
-    lung_rads_section(&mut out, &links);
+    sections(&mut out, runs, "###");
+    if !real.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Real CT with inserted nodules\n\n{} pairs: nodules inserted into the real tcga-thca-wholebody series, then grown (or resolved, or new) and inserted again into the same series {} days later. The anatomy does not move between the two exams (one real exam is the background of both), so these pairs test matching, growth and VDT on real lungs, and the registration's staying put; motion is the phantom pairs' to test. {} true nodules of the follow-ups reported by pulmo.\n",
+            real.len(),
+            real.iter().map(|r| r.interval_days).max().unwrap_or(0),
+            real.iter().map(|r| r.links.len()).sum::<usize>()
+        );
+        sections(&mut out, real, "####");
+    }
     out
 }
 
-fn registration_section(out: &mut String, runs: &[PairRun]) {
+fn sections(out: &mut String, runs: &[PairRun], level: &str) {
+    let links: Vec<&Link> = runs.iter().flat_map(|r| &r.links).collect();
+    registration_section(out, runs, level);
+    matching_section(out, &links, level);
+    vdt_section(out, &links, level);
+    lung_rads_section(out, &links, level);
+}
+
+fn registration_section(out: &mut String, runs: &[PairRun], level: &str) {
     let global: Vec<f64> = runs.iter().flat_map(|r| r.global_errors_mm.iter().copied()).collect();
     let refined: Vec<f64> = runs.iter().flat_map(|r| r.refined_errors_mm.iter().copied()).collect();
     let seconds: Vec<f64> = runs.iter().map(|r| r.follow_up_seconds).collect();
     let dice: Vec<f64> = runs.iter().map(|r| r.lung_dice).collect();
-    let _ = writeln!(out, "### Registration\n\nError at nodule centres: |pulmo's mapping - true mapping| of the prior's true nodule centres (goal: median <= 2 mm).\n");
+    let _ = writeln!(out, "{level} Registration\n\nError at nodule centres: |pulmo's mapping - true mapping| of the prior's true nodule centres (goal: median <= 2 mm).\n");
     let _ = writeln!(out, "| mapping | points | median mm | 90th percentile mm | max mm |\n|---|---|---|---|---|");
     for (name, values) in [("global (lung masks, affine)", &global), ("refined at matched nodules (local rigid)", &refined)] {
         let _ = writeln!(out, "| {name} | {} | {} | {} | {} |", values.len(), q(values, 0.5), q(values, 0.9), q(values, 1.0));
@@ -189,11 +204,11 @@ fn registration_section(out: &mut String, runs: &[PairRun]) {
     let _ = writeln!(out, "\nLung Dice after registration: median {:.3}. Follow-up stage time per pair (prior's lungs, registration, refinement, matching): median {} s.\n", quantile(&dice, 0.5).unwrap_or(f64::NAN), q(&seconds, 0.5));
 }
 
-fn matching_section(out: &mut String, links: &[&Link]) {
+fn matching_section(out: &mut String, links: &[&Link], level: &str) {
     let both: Vec<&&Link> = links.iter().filter(|l| !l.truly_new).collect();
     let new: Vec<&&Link> = links.iter().filter(|l| l.truly_new).collect();
     let ok = |v: &[&&Link]| v.iter().filter(|l| l.correct).count();
-    let _ = writeln!(out, "### Matching\n\nAmong true nodules pulmo reported on the follow-up: those whose prior nodule pulmo also reported must link to that finding (goal 100%); the rest must be new.\n");
+    let _ = writeln!(out, "{level} Matching\n\nAmong true nodules pulmo reported on the follow-up: those whose prior nodule pulmo also reported must link to that finding (goal 100%); the rest must be new.\n");
     let _ = writeln!(out, "| population | nodules | correct | accuracy |\n|---|---|---|---|");
     for (name, v) in [("reported on both exams", &both), ("new (or prior unreported)", &new)] {
         let _ = writeln!(out, "| {name} | {} | {} | {} |", v.len(), ok(v), pct(ok(v), v.len()));
@@ -204,7 +219,7 @@ fn matching_section(out: &mut String, links: &[&Link]) {
     let _ = writeln!(out);
 }
 
-fn vdt_section(out: &mut String, links: &[&Link]) {
+fn vdt_section(out: &mut String, links: &[&Link], level: &str) {
     let growing: Vec<&&Link> = links
         .iter()
         .filter(|l| l.correct && l.mean_diameter_mm >= VDT_MIN_DIAMETER_MM)
@@ -213,13 +228,13 @@ fn vdt_section(out: &mut String, links: &[&Link]) {
     let judged: Vec<f64> =
         growing.iter().filter_map(|l| Some(((l.vdt_days? - l.true_vdt_days?) / l.true_vdt_days?).abs() * 100.0)).collect();
     let growing = growing.len();
-    let _ = writeln!(out, "### Volume doubling time\n\nCorrectly matched nodules >= {VDT_MIN_DIAMETER_MM} mm whose true volume grew by >= {:.0}%: {} with a VDT from pulmo out of {growing} growing (goal: median error <= 10%).\n", VDT_MIN_VOLUME_CHANGE * 100.0, judged.len());
+    let _ = writeln!(out, "{level} Volume doubling time\n\nCorrectly matched nodules >= {VDT_MIN_DIAMETER_MM} mm whose true volume grew by >= {:.0}%: {} with a VDT from pulmo out of {growing} growing (goal: median error <= 10%).\n", VDT_MIN_VOLUME_CHANGE * 100.0, judged.len());
     let _ = writeln!(out, "| median error % | 90th percentile % |\n|---|---|\n| {} | {} |\n", q(&judged, 0.5), q(&judged, 0.9));
 }
 
-fn lung_rads_section(out: &mut String, links: &[&Link]) {
+fn lung_rads_section(out: &mut String, links: &[&Link], level: &str) {
     let agree = links.iter().filter(|l| l.lung_rads == l.lung_rads_truth).count();
-    let _ = writeln!(out, "### Lung-RADS follow-up category\n\nTruth: pulmo-clinical's v2022 follow-up rules on the true sizes and the prior's true category. Agreement {} of {} ({}).\n", agree, links.len(), pct(agree, links.len()));
+    let _ = writeln!(out, "{level} Lung-RADS follow-up category\n\nTruth: pulmo-clinical's v2022 follow-up rules on the true sizes and the prior's true category. Agreement {} of {} ({}).\n", agree, links.len(), pct(agree, links.len()));
 }
 
 fn q(values: &[f64], p: f64) -> String {
