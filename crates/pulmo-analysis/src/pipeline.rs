@@ -245,7 +245,7 @@ impl Pipeline {
             quality: registration.quality,
             locate: &mut locate,
         };
-        let current: Vec<Measurements> = measured.iter().map(|m| m.measurements.clone()).collect();
+        let current: Vec<&Measurements> = measured.iter().map(|m| &m.measurements).collect();
         let compared = follow_up::compare(&current, source, prior.findings, mapping);
         clock.lap_named(FOLLOW_UP_MATCHING);
         Ok(compared)

@@ -1,11 +1,39 @@
 //! What comparing a study with the patient's prior found: which prior, how well the two
 //! registered, and per nodule its state on earlier exams and what changed since.
 
+use pulmo_clinical::dates;
 use pulmo_clinical::density::Density;
 use pulmo_clinical::growth::{DoublingClass, VolumeChange};
-use pulmo_clinical::lung_rads::Category;
+use pulmo_clinical::lung_rads::{Category, Status};
 use pulmo_volume::{Affine, Vec3};
 use serde::{Deserialize, Serialize};
+
+/// How a nodule changed since the prior exam, as a reader is told: the Lung-RADS status, except
+/// that a stable nodule whose volume shrank is "shrinking" (Lung-RADS counts it as stable; its
+/// category says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeSincePrior {
+    New,
+    Growing,
+    SlowlyGrowing,
+    Stable,
+    Shrinking,
+}
+
+impl ChangeSincePrior {
+    /// `None` for a baseline nodule, which has nothing to change from.
+    pub fn of(status: Status, change: Option<&NoduleChange>) -> Option<ChangeSincePrior> {
+        let shrinking = change.and_then(|c| c.volume_change) == Some(VolumeChange::Shrinking);
+        match status {
+            Status::Baseline => None,
+            Status::New => Some(ChangeSincePrior::New),
+            Status::Growing => Some(ChangeSincePrior::Growing),
+            Status::SlowlyGrowing => Some(ChangeSincePrior::SlowlyGrowing),
+            Status::Stable if shrinking => Some(ChangeSincePrior::Shrinking),
+            Status::Stable => Some(ChangeSincePrior::Stable),
+        }
+    }
+}
 
 /// The prior exam a study was compared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +62,18 @@ pub struct PriorObject {
     pub series_uid: String,
     pub sop_class_uid: String,
     pub sop_instance_uid: String,
+}
+
+impl PriorComparison {
+    /// The prior's study date for reading ("2024-01-31"), or "unknown date".
+    pub fn date_text(&self) -> String {
+        self.study_date.as_deref().map(str::trim).filter(|d| !d.is_empty()).map_or("unknown date".to_string(), dates::display)
+    }
+
+    /// "366 days earlier", or "interval unknown".
+    pub fn interval_text(&self) -> String {
+        self.interval_days.map_or("interval unknown".to_string(), |d| format!("{d:.0} days earlier"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

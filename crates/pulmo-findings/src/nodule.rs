@@ -7,7 +7,7 @@ use pulmo_clinical::risk::{BrockInputs, MayoInputs, RiskEstimate};
 use pulmo_volume::{BoxRegion, Geometry, Vec3};
 use serde::{Deserialize, Serialize};
 
-use crate::follow_up::NoduleChange;
+use crate::follow_up::{ChangeSincePrior, NoduleChange};
 use crate::zone::Zone;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,11 @@ pub struct NoduleFinding {
 impl NoduleFinding {
     /// The slice of the analysed grid the Lung-RADS axes were measured on (the long axis's
     /// mid-point), kept inside a grid of `slices` slices: the image a reader is sent to.
+    /// How it changed since the prior exam; `None` for a baseline.
+    pub fn change_since_prior(&self) -> Option<ChangeSincePrior> {
+        ChangeSincePrior::of(self.status, self.change.as_ref())
+    }
+
     pub fn key_slice(&self, geometry: &Geometry, slices: usize) -> usize {
         let [a, b] = self.measurements.long_axis_lps_mm.map(|p| geometry.lps_to_index(p)[0]);
         (((a + b) / 2.0).round().max(0.0) as usize).min(slices.saturating_sub(1))

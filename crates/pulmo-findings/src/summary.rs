@@ -4,11 +4,8 @@
 use std::fmt::Write;
 
 use pulmo_clinical::growth::VolumeChange;
-use pulmo_clinical::lung_rads::Status;
 
-use pulmo_clinical::dates::display;
-
-use crate::follow_up::{PriorComparison, UnmatchedPrior};
+use crate::follow_up::{ChangeSincePrior, PriorComparison, UnmatchedPrior};
 use crate::nodule::NoduleFinding;
 use crate::study::StudyFindings;
 
@@ -81,17 +78,16 @@ pub fn nodule_table(f: &StudyFindings) -> Vec<String> {
 /// with its volume doubling time when the volume grew too.
 fn change_text(n: &NoduleFinding) -> String {
     let change = n.change.as_ref();
-    let volume = change.and_then(|c| c.volume_change);
-    match n.status {
-        Status::Baseline => "-".into(),
-        Status::New => "new".into(),
-        Status::SlowlyGrowing => "slowly growing".into(),
-        Status::Stable if volume == Some(VolumeChange::Shrinking) => "shrinking".into(),
-        Status::Stable => "stable".into(),
-        Status::Growing => {
+    match n.change_since_prior() {
+        None => "-".into(),
+        Some(ChangeSincePrior::New) => "new".into(),
+        Some(ChangeSincePrior::SlowlyGrowing) => "slowly growing".into(),
+        Some(ChangeSincePrior::Shrinking) => "shrinking".into(),
+        Some(ChangeSincePrior::Stable) => "stable".into(),
+        Some(ChangeSincePrior::Growing) => {
             let Some(c) = change else { return "growing".into() };
             let mm = format!("{:+.1} mm", c.mean_diameter_change_mm);
-            match volume {
+            match c.volume_change {
                 Some(VolumeChange::Growing { doubling_time_days: d }) if d.is_finite() && d > 0.0 => format!("{mm}, VDT {d:.0} d"),
                 _ => mm,
             }
@@ -102,9 +98,7 @@ fn change_text(n: &NoduleFinding) -> String {
 /// "CT of 2024-01-31, 366 days earlier, lung Dice 0.95 (study 1.2.3)": which prior, and how
 /// well its lungs registered onto this study's.
 fn prior_line(p: &PriorComparison) -> String {
-    let date = p.study_date.as_deref().map_or("unknown date".to_string(), display);
-    let interval = p.interval_days.map_or("interval unknown".to_string(), |d| format!("{d:.0} days earlier"));
-    format!("CT of {date}, {interval}, lung Dice {:.2} (study {})", p.registration.lung_dice, p.study_uid)
+    format!("CT of {}, {}, lung Dice {:.2} (study {})", p.date_text(), p.interval_text(), p.registration.lung_dice, p.study_uid)
 }
 
 /// The prior's nodules that no nodule of this study matches, with why; `None` when all matched.
@@ -117,7 +111,7 @@ fn unmatched_line(p: &PriorComparison) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use pulmo_clinical::density::Density;
-    use pulmo_clinical::lung_rads::{Assessment, Category};
+    use pulmo_clinical::lung_rads::{Assessment, Category, Status};
     use pulmo_volume::{Affine, BoxRegion, Geometry};
 
     use super::*;

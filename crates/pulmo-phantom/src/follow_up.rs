@@ -48,11 +48,7 @@ pub fn generate_follow_up(prior: &Truth, spec: &FollowUpSpec) -> Result<Phantom,
     let mut rng = seeds::rng(spec.seed, "follow-up/new-nodules");
     let newcomers = place_new(&mut placer, &spec.new_nodule_requests, spec.new_nodules, &mut rng)?;
     let mut nodules: Vec<PlacedNodule> = survivors.into_iter().chain(newcomers).collect();
-    // Ids are shuffled so they say nothing about the prior: only `matching` does.
-    nodules.shuffle(&mut seeds::rng(spec.seed, "follow-up/ids"));
-    for (i, n) in nodules.iter_mut().enumerate() {
-        n.id = i as u32 + 1;
-    }
+    renumber(&mut nodules, spec.seed);
 
     let tubes = carve(&tubes, &nodules);
     tracing::debug!(
@@ -74,11 +70,7 @@ pub fn generate_follow_up(prior: &Truth, spec: &FollowUpSpec) -> Result<Phantom,
         "CT CHEST LOW DOSE FOLLOW-UP (pulmo phantom)",
         study.slices,
     );
-    let matching = scene
-        .nodules
-        .iter()
-        .map(|n| NoduleMatch { current: n.id, prior: n.growth.as_ref().map(|g| g.prior_id) })
-        .collect();
+    let matching = matching(&scene.nodules);
     let prior_to_current = pose.body_to_lps.then_after(
         &prior.pose.body_to_lps.inverse().ok_or_else(|| PhantomError::Prior("prior pose is singular".into()))?,
     );
@@ -160,6 +152,20 @@ fn draw_motion(rng: &mut ChaCha8Rng) -> RigidMotion {
 fn moved(prior: &Pose, motion: &RigidMotion, breathing: f64) -> Pose {
     let rotation = mat_mul(&rotation_deg(motion.rotation_deg), &prior.rotation);
     Pose::new(rotation, add(prior.translation_mm, motion.translation_mm), breathing)
+}
+
+/// Numbers a follow-up's nodules from 1 in a shuffled order, so ids say nothing about the
+/// prior: only [`matching`] does.
+pub(crate) fn renumber(nodules: &mut [PlacedNodule], seed: u64) {
+    nodules.shuffle(&mut seeds::rng(seed, "follow-up/ids"));
+    for (i, n) in nodules.iter_mut().enumerate() {
+        n.id = i as u32 + 1;
+    }
+}
+
+/// Which prior nodule each of a follow-up's nodules is (none for a new one).
+pub(crate) fn matching(nodules: &[PlacedNodule]) -> Vec<NoduleMatch> {
+    nodules.iter().map(|n| NoduleMatch { current: n.id, prior: n.growth.as_ref().map(|g| g.prior_id) }).collect()
 }
 
 pub(crate) fn resolved_ids(prior: &Truth, spec: &FollowUpSpec, rng: &mut ChaCha8Rng) -> Result<Vec<u32>, PhantomError> {

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use pulmo_clinical::dates;
 use pulmo_volume::Affine;
-use rand::seq::SliceRandom;
 
 use crate::anatomy::Side;
-use crate::follow_up::{grow, resolved_ids};
+use crate::follow_up::{grow, matching, renumber, resolved_ids};
 use crate::generate::{nodule_truth, study_lung_rads};
 use crate::identity::StudyIdentity;
 use crate::math::{dist, IDENTITY};
@@ -21,7 +20,7 @@ use crate::scene::{Acquisition, PlacedNodule};
 use crate::seeds;
 use crate::nodule::NoduleRequest;
 use crate::spec::{validate_study_date_time, FollowUpSpec, PatientInfo, PhantomSpec, RigidMotion};
-use crate::truth::{BackgroundInfo, FollowUpTruth, Generator, NoduleMatch, Pose, StudyKind, Truth};
+use crate::truth::{BackgroundInfo, FollowUpTruth, Generator, Pose, StudyKind, Truth};
 use crate::{Phantom, PhantomError};
 
 /// What the DICOM writer needs from the original series besides the voxels and geometry.
@@ -106,10 +105,7 @@ pub fn insert_follow_up(
     let mut rng = seeds::rng(spec.seed, "insertion-follow-up/new-nodules");
     let newcomers = place_in_mask(&background, &site.mask, spec.new_nodules, &spec.new_nodule_requests, &site.acq, &nodules, &mut rng)?;
     nodules.extend(newcomers);
-    nodules.shuffle(&mut seeds::rng(spec.seed, "follow-up/ids"));
-    for (i, n) in nodules.iter_mut().enumerate() {
-        n.id = i as u32 + 1;
-    }
+    renumber(&mut nodules, spec.seed);
     let date = dates::add_days(&prior.identity.study_date, spec.interval_days as i64)
         .ok_or_else(|| PhantomError::Prior(format!("study date {:?} is not a date", prior.identity.study_date)))?;
     let follow_up = FollowUpTruth {
@@ -120,7 +116,7 @@ pub fn insert_follow_up(
         prior_to_current: Affine::IDENTITY,
         motion: RigidMotion { rotation_deg: [0.0; 3], translation_mm: [0.0; 3] },
         breathing_scale_si: 1.0,
-        matching: nodules.iter().map(|n| NoduleMatch { current: n.id, prior: n.growth.as_ref().map(|g| g.prior_id) }).collect(),
+        matching: matching(&nodules),
         resolved_prior_ids: resolved,
         spec: spec.clone(),
     };

@@ -85,9 +85,8 @@ fn header(page: &mut Canvas, f: &StudyFindings) -> i64 {
 
 /// Which prior the nodules were compared with, and its nodules that none matches.
 fn prior_lines(p: &PriorComparison) -> Vec<String> {
-    let date = p.study_date.as_deref().map_or_else(|| "unknown date".to_string(), display_date);
-    let interval = p.interval_days.map_or_else(String::new, |d| format!(", {d:.0} days earlier"));
-    let mut lines = vec![format!("Compared with the CT of {date}{interval}.")];
+    let interval = p.interval_days.map_or_else(String::new, |_| format!(", {}", p.interval_text()));
+    let mut lines = vec![format!("Compared with the CT of {}{interval}.", p.date_text())];
     let unmatched: Vec<String> = p.unmatched_prior.iter().map(UnmatchedPrior::describe).collect();
     if !unmatched.is_empty() {
         lines.extend(wrap(&format!("Prior nodules not seen: {}.", unmatched.join("; ")), 95));

@@ -50,7 +50,7 @@ pub struct Followed {
 /// Matches `current` (this study's nodules, measured on `source`) against `prior`'s nodules;
 /// returns one [`Followed`] per current nodule, in order, and the study-level comparison.
 pub fn compare(
-    current: &[Measurements],
+    current: &[&Measurements],
     source: &SourceSeries,
     prior: &StudyFindings,
     mapping: PriorMapping<'_>,
@@ -63,8 +63,8 @@ pub fn compare(
 
     let mut followed: Vec<Followed> = current.iter().map(|_| Followed { status: Status::New, change: None }).collect();
     for &(p, c) in &pairs {
-        let change = change(&prior.nodules[p], &prior.source, mapped[p], &current[c], interval_days);
-        let status = status(&change, &current[c], source.study_date.as_deref());
+        let change = change(&prior.nodules[p], &prior.source, mapped[p], current[c], interval_days);
+        let status = status(&change, current[c], source.study_date.as_deref());
         followed[c] = Followed { status, change: Some(change) };
     }
     let unmatched_prior = (0..prior.nodules.len())
@@ -260,10 +260,11 @@ mod tests {
 
     /// The prior moved by +10 mm along x.
     fn compare_shifted(current: &[Measurements], prior: &StudyFindings) -> (Vec<Followed>, PriorComparison) {
+        let current: Vec<&Measurements> = current.iter().collect();
         let shift = Affine { translation: [10.0, 0.0, 0.0], ..Affine::IDENTITY };
         let mut locate = |n: &NoduleFinding| shift.apply(n.measurements.centre_lps_mm);
         let quality = RegistrationQuality { lung_dice: 0.98, similarity: 0.9 };
-        compare(current, &source("20250101"), prior, PriorMapping { prior_to_current: shift, quality, locate: &mut locate })
+        compare(&current, &source("20250101"), prior, PriorMapping { prior_to_current: shift, quality, locate: &mut locate })
     }
 
     #[test]

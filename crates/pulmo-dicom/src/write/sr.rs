@@ -21,9 +21,9 @@ use dicom_object::InMemDicomObject;
 use pulmo_clinical::density::Density;
 use pulmo_clinical::fleischner::SizeBand;
 use pulmo_clinical::growth::VolumeChange;
-use pulmo_clinical::lung_rads::{Category, Status};
+use pulmo_clinical::lung_rads::Category;
 use pulmo_findings::{
-    FleischnerAdvice, NoduleChange, NoduleFinding, PriorComparison, PriorObject, Side, StudyFindings, UnmatchedPrior,
+    ChangeSincePrior, FleischnerAdvice, NoduleChange, NoduleFinding, PriorComparison, PriorObject, Side, StudyFindings, UnmatchedPrior,
 };
 
 use super::kos::{evidence, sop_reference, ReferencedInstance};
@@ -463,11 +463,13 @@ fn pertinent_evidence(objects: &[PriorObject]) -> Vec<InMemDicomObject> {
 /// The exam's TEXT items about the prior: which study it was, then per prior nodule without a
 /// match why (resolved, or outside this scan and so not evaluated).
 fn prior_texts(p: &PriorComparison) -> Vec<(Code, String)> {
-    let date = p.study_date.as_deref().map(str::trim).filter(|d| !d.is_empty()).map_or("unknown date".to_string(), pulmo_clinical::dates::display);
-    let interval = p.interval_days.map_or("interval unknown".to_string(), |d| format!("{d:.0} days earlier"));
     let comparison = format!(
-        "CT of {date} (study {}, series {}), {interval}; lungs registered with Dice {:.2}",
-        p.study_uid, p.series_uid, p.registration.lung_dice
+        "CT of {} (study {}, series {}), {}; lungs registered with Dice {:.2}",
+        p.date_text(),
+        p.study_uid,
+        p.series_uid,
+        p.interval_text(),
+        p.registration.lung_dice
     );
     let mut texts = vec![(PRIOR_STUDY, comparison)];
     texts.extend(p.unmatched_prior.iter().map(|u| (PRIOR_UNMATCHED, unmatched_text(u))));
@@ -560,19 +562,15 @@ fn evaluations(n: &NoduleFinding) -> Vec<InMemDicomObject> {
     items
 }
 
-/// The Lung-RADS status as a change since the prior, except that a stable nodule whose volume
-/// shrank is "Shrinking" (Lung-RADS counts it as stable; its category says so). `None` for a
-/// baseline, which has nothing to change from.
+/// The change since the prior as its 99PULMO code; `None` for a baseline.
 fn change_code(n: &NoduleFinding) -> Option<Code> {
-    let shrinking = n.change.as_ref().and_then(|c| c.volume_change) == Some(VolumeChange::Shrinking);
-    match n.status {
-        Status::Baseline => None,
-        Status::New => Some(NEW),
-        Status::Growing => Some(GROWING),
-        Status::SlowlyGrowing => Some(SLOWLY_GROWING),
-        Status::Stable if shrinking => Some(SHRINKING),
-        Status::Stable => Some(STABLE),
-    }
+    n.change_since_prior().map(|change| match change {
+        ChangeSincePrior::New => NEW,
+        ChangeSincePrior::Growing => GROWING,
+        ChangeSincePrior::SlowlyGrowing => SLOWLY_GROWING,
+        ChangeSincePrior::Stable => STABLE,
+        ChangeSincePrior::Shrinking => SHRINKING,
+    })
 }
 
 /// The tracking identifier and UID (TID 4108) and the finding, shared by a nodule's groups.
