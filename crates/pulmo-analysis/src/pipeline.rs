@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use pulmo_dicom::CtSeries;
 use pulmo_findings::{
-    Algorithm, NoduleFinding, PatientFacts, PriorComparison, Processing, SourceSeries, StageTime, StudyFindings,
+    Algorithm, PatientFacts, PriorComparison, PriorFindings, PriorNodule, Processing, SourceSeries, StageTime, StudyFindings,
     SCHEMA_VERSION,
 };
 use pulmo_torch::model::ModelError;
@@ -180,8 +180,8 @@ impl Pipeline {
                 match self.follow_up(ct, &lungs, &source, &measured, prior, &mut clock) {
                     Ok((followed, comparison)) => (Some(followed), Some(comparison)),
                     Err(e) => {
-                        tracing::warn!(error = %e, prior = %prior.findings.source.study_uid, "comparison with the prior failed");
-                        follow_up_note = Some(format!("analysed as a baseline: the comparison with prior study {} failed ({e})", prior.findings.source.study_uid));
+                        tracing::warn!(error = %e, prior = %prior.findings.study_uid, "comparison with the prior failed");
+                        follow_up_note = Some(format!("analysed as a baseline: the comparison with prior study {} failed ({e})", prior.findings.study_uid));
                         (None, None)
                     }
                 }
@@ -231,13 +231,12 @@ impl Pipeline {
         clock.lap_named(FOLLOW_UP_LUNGS);
         let registration = register_to_prior(&ct.volume, lungs, &prior.ct.volume, &prior_lungs, self.device)?;
         clock.lap_named(FOLLOW_UP_REGISTRATION);
-        let mut locate = |n: &NoduleFinding| {
-            let m = &n.measurements;
-            refine_near(&ct.volume, &prior.ct.volume, &registration, m.centre_lps_mm, m.long_axis_mm / 2.0, self.device)
+        let mut locate = |n: &PriorNodule| {
+            refine_near(&ct.volume, &prior.ct.volume, &registration, n.centre_lps_mm, n.long_axis_mm / 2.0, self.device)
                 .map(|fit| fit.current_point_lps)
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, nodule = n.id, "local refinement failed; the global registration places the prior nodule");
-                    registration.prior_to_current.apply(m.centre_lps_mm)
+                    registration.prior_to_current.apply(n.centre_lps_mm)
                 })
         };
         let mapping = PriorMapping {
@@ -253,11 +252,11 @@ impl Pipeline {
 }
 
 /// The patient's earlier exam to compare with: its CT (registration needs the image) and the
-/// findings pulmo made on it.
+/// findings pulmo made on it (from its findings, or read back from its SR).
 #[derive(Debug, Clone, Copy)]
 pub struct PriorExam<'a> {
     pub ct: &'a CtSeries,
-    pub findings: &'a StudyFindings,
+    pub findings: &'a PriorFindings,
 }
 
 /// Segments and measures each detection, most probable first; drops a detection inside a

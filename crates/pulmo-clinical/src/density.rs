@@ -38,6 +38,8 @@ pub enum Density {
 }
 
 impl Density {
+    pub const ALL: [Density; 3] = [Density::Solid, Density::PartSolid, Density::GroundGlass];
+
     /// Classifies a nodule from its solid component: the fraction of the nodule's volume at or
     /// above [`SOLID_COMPONENT_MIN_HU`] and that component's mean diameter in mm. Where the
     /// nodule has an interior that partial volume does not reach, `interior_solid_share` is the

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::density::Density;
+
 /// Relative volume changes smaller than this (either way) are within the repeatability of CT
 /// volumetry and count as stable (the NELSON trial's 25% threshold for growth).
 pub const SIGNIFICANT_VOLUME_CHANGE: f64 = 0.25;
@@ -15,15 +17,15 @@ pub enum VolumeChange {
     Shrinking,
 }
 
-/// VDT bands used in screening (NELSON, BTS).
+/// VDT bands used in screening (NELSON, BTS), per density class (see [`doubling_class`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DoublingClass {
     /// < 400 days.
     Suspicious,
-    /// 400-600 days.
+    /// 400-600 days for a solid nodule; 400 days or more for a subsolid one.
     Indeterminate,
-    /// > 600 days.
+    /// > 600 days, solid nodules only.
     Reassuring,
 }
 
@@ -44,11 +46,16 @@ pub fn volume_change(previous_mm3: f64, current_mm3: f64, interval_days: f64) ->
     Some(change)
 }
 
-pub fn doubling_class(doubling_time_days: f64) -> DoublingClass {
-    match doubling_time_days {
-        d if d < 400.0 => DoublingClass::Suspicious,
-        d if d <= 600.0 => DoublingClass::Indeterminate,
-        _ => DoublingClass::Reassuring,
+/// The band of a growing nodule's doubling time. For solid nodules the NELSON/BTS bands:
+/// under 400 days suspicious, 400-600 indeterminate, over 600 reassuring. Subsolid cancers grow
+/// more slowly (malignant median VDT 598 days part-solid, 848 days ground-glass), so a long VDT
+/// does not reassure about them: under 400 days is suspicious, anything longer indeterminate.
+pub fn doubling_class(doubling_time_days: f64, density: Density) -> DoublingClass {
+    match (doubling_time_days, density) {
+        (d, _) if d < 400.0 => DoublingClass::Suspicious,
+        (d, Density::Solid) if d <= 600.0 => DoublingClass::Indeterminate,
+        (_, Density::Solid) => DoublingClass::Reassuring,
+        (_, Density::PartSolid | Density::GroundGlass) => DoublingClass::Indeterminate,
     }
 }
 
@@ -62,7 +69,7 @@ mod tests {
             panic!("growing")
         };
         assert!((doubling_time_days - 365.0).abs() < 1e-9);
-        assert_eq!(doubling_class(doubling_time_days), DoublingClass::Suspicious);
+        assert_eq!(doubling_class(doubling_time_days, Density::Solid), DoublingClass::Suspicious);
     }
 
     #[test]
@@ -78,9 +85,15 @@ mod tests {
 
     #[test]
     fn vdt_bands() {
-        assert_eq!(doubling_class(399.9), DoublingClass::Suspicious);
-        assert_eq!(doubling_class(400.0), DoublingClass::Indeterminate);
-        assert_eq!(doubling_class(600.0), DoublingClass::Indeterminate);
-        assert_eq!(doubling_class(600.1), DoublingClass::Reassuring);
+        assert_eq!(doubling_class(399.9, Density::Solid), DoublingClass::Suspicious);
+        assert_eq!(doubling_class(400.0, Density::Solid), DoublingClass::Indeterminate);
+        assert_eq!(doubling_class(600.0, Density::Solid), DoublingClass::Indeterminate);
+        assert_eq!(doubling_class(600.1, Density::Solid), DoublingClass::Reassuring);
+        for subsolid in [Density::PartSolid, Density::GroundGlass] {
+            assert_eq!(doubling_class(399.9, subsolid), DoublingClass::Suspicious);
+            assert_eq!(doubling_class(400.0, subsolid), DoublingClass::Indeterminate);
+            assert_eq!(doubling_class(600.1, subsolid), DoublingClass::Indeterminate, "a slow subsolid nodule is not reassuring");
+            assert_eq!(doubling_class(3000.0, subsolid), DoublingClass::Indeterminate);
+        }
     }
 }

@@ -28,6 +28,14 @@ pub enum Category {
 }
 
 impl Category {
+    pub const ALL: [Category; 6] =
+        [Category::One, Category::Two, Category::Three, Category::FourA, Category::FourB, Category::FourX];
+
+    /// The category whose [`code`](Category::code) is `code` ("1" .. "4X").
+    pub fn from_code(code: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.code() == code)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Category::One => "1",

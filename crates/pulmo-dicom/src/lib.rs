@@ -4,8 +4,9 @@
 //! [`Instance`] extracts the header pulmo needs, [`SeriesCollector`] / [`scan`] group instances
 //! into [`Series`], and [`CtSeries::assemble`] turns a CT series into a HU [`Volume`] in patient
 //! coordinates. [`wire`] reads what a node files an instance under straight from the received
-//! bytes. [`write`] builds the objects pulmo sends back (Key Object Selection, SEG) from
-//! typed values.
+//! bytes. [`write`] builds the objects pulmo sends back (Key Object Selection, SEG, SR,
+//! Secondary Capture) from typed values; [`report`] reads pulmo's own SR back as a prior's
+//! findings.
 //!
 //! [`Volume`]: pulmo_volume::Volume
 
@@ -15,6 +16,7 @@ mod error;
 mod instance;
 mod part10;
 mod pixels;
+pub mod report;
 mod series;
 pub mod wire;
 pub mod write;

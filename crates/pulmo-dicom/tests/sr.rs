@@ -16,7 +16,8 @@ use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
 use pulmo_dicom::write::sr::COMPREHENSIVE_3D_SR_STORAGE;
 use pulmo_dicom::write::{Equipment, NewInstance, NoduleReport, NoduleSegmentation, SegmentationRef, StudyContext, WriteError};
 use pulmo_dicom::{load_ct_path, DicomFile, InstanceHeader};
-use pulmo_findings::{FleischnerAdvice, Risk, Side, StudyFindings};
+use pulmo_dicom::report::{read_prior_report, ReportError};
+use pulmo_findings::{FleischnerAdvice, PriorFindings, Risk, Side, SolidCore, StudyFindings};
 
 const SERIES: &str = "ct/lung-pet-ct-dx-a0002/b40f";
 
@@ -56,8 +57,8 @@ fn segmentation_ref() -> SegmentationRef {
 }
 
 /// Two balls as in tests/seg.rs, with what the fixture leaves out filled in so that every part
-/// of the report is written: Brock and Mayo on nodule 1, spiculation and calcification on
-/// nodule 2, Fleischner advice for the exam.
+/// of the report is written: Brock, Mayo and a solid core on nodule 1, spiculation and
+/// calcification on nodule 2, Fleischner advice for the exam.
 fn findings(ct: &pulmo_dicom::CtSeries) -> StudyFindings {
     let [nz, ny, nx] = ct.volume.dims();
     let balls = [
@@ -87,6 +88,7 @@ fn findings(ct: &pulmo_dicom::CtSeries) -> StudyFindings {
     };
     f.nodules[0].brock = Some(Risk { inputs: brock, estimate: risk::brock(&brock) });
     f.nodules[0].mayo = Some(Risk { inputs: mayo, estimate: risk::mayo(&mayo) });
+    f.nodules[0].measurements.solid_core = Some(SolidCore { long_axis_mm: 9.0, short_axis_mm: 8.0, mean_diameter_mm: 8.5, volume_mm3: 320.0 });
     f.nodules[1].measurements.spiculated = Some(true);
     f.nodules[1].measurements.calcified = true;
     let advice = |risk| fleischner::recommend(first.density, first.mean_diameter_mm, Multiplicity::Multiple, risk);
@@ -366,4 +368,62 @@ fn unwritable_follow_ups_are_named() {
     let mut bad_uid = w.findings.clone();
     bad_uid.prior.as_mut().unwrap().prior_objects[1].series_uid = "1.02".into();
     assert!(attempt(&bad_uid).contains("findings.prior.prior_objects[1].series_uid"));
+}
+
+/// pulmo reads its own follow-up report back as the prior findings of the next exam: the
+/// values the findings hold (to the report's 16-character decimals), each nodule's position
+/// from its long axis on the key slice, the exam before as the track's earlier point, and the
+/// report and its SEG as the objects to cite.
+#[test]
+fn the_report_reads_back_as_the_prior_findings() {
+    let Some(w) = write_with(follow_up) else { return };
+    let ct = load_ct_path(&w.ct_dir).unwrap();
+    let read = read_prior_report(&DicomFile::open(&w.sr).unwrap(), &ct.source_series()).unwrap();
+    let want = PriorFindings::from(&w.findings);
+    assert_eq!((&read.findings.study_uid, &read.findings.series_uid), (&want.study_uid, &want.series_uid));
+    assert_eq!(read.findings.study_date, want.study_date);
+    assert_eq!(read.findings.nodules.len(), want.nodules.len());
+    let close = |a: f64, b: f64, what: &str| assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{what}: read {a}, wrote {b}");
+    for (got, want) in read.findings.nodules.iter().zip(&want.nodules) {
+        let (g, n) = (&got.nodule, &want.nodule);
+        assert_eq!((g.id, &g.tracking_uid, g.density, g.lung_rads), (n.id, &n.tracking_uid, n.density, n.lung_rads));
+        close(g.long_axis_mm, n.long_axis_mm, "long axis");
+        close(g.short_axis_mm, n.short_axis_mm, "short axis");
+        close(g.mean_diameter_mm, n.mean_diameter_mm, "mean diameter");
+        close(g.volume_mm3, n.volume_mm3, "volume");
+        assert_eq!(g.solid_core_mean_diameter_mm.is_some(), n.solid_core_mean_diameter_mm.is_some());
+        let off = pulmo_volume::vec3::dist(g.centre_lps_mm, n.centre_lps_mm);
+        assert!(off < 1.5, "nodule {}: centre {:?} is {off:.2} mm from {:?}", n.id, g.centre_lps_mm, n.centre_lps_mm);
+    }
+    assert_eq!(read.findings.nodules[0].nodule.solid_core_mean_diameter_mm, Some(8.5));
+    // The grown nodule's exam before: the prior's values and date, and the prior's study.
+    let prior = w.findings.prior.as_ref().unwrap();
+    let change = w.findings.nodules[0].change.as_ref().unwrap();
+    let [earlier] = &read.findings.nodules[0].history[..] else { panic!("one earlier point: {:?}", read.findings.nodules[0].history) };
+    close(earlier.mean_diameter_mm, change.prior.mean_diameter_mm, "earlier diameter");
+    close(earlier.volume_mm3, change.prior.volume_mm3, "earlier volume");
+    assert_eq!((&earlier.study_uid, &earlier.study_date), (&prior.study_uid, &prior.study_date));
+    assert!(read.findings.nodules[1].history.is_empty(), "the new nodule has no earlier point");
+    let objects: Vec<(&str, &str)> = read.objects.iter().map(|o| (o.series_uid.as_str(), o.sop_instance_uid.as_str())).collect();
+    let (sr, seg) = (sr_instance(), seg_instance());
+    assert_eq!(objects, [(sr.series_uid.as_str(), sr.sop_instance_uid.as_str()), (seg.series_uid.as_str(), seg.sop_instance_uid.as_str())]);
+    assert_eq!(read.written, "20261129101500");
+}
+
+/// A report read against another series, and a file that is no pulmo report, are refused
+/// with the file and the reason.
+#[test]
+fn a_report_of_another_series_or_no_report_is_refused() {
+    let Some(w) = write() else { return };
+    let ct = load_ct_path(&w.ct_dir).unwrap();
+    let mut other = ct.source_series();
+    other.series_uid = pulmo_dicom::derived_uid("another series");
+    let err = read_prior_report(&DicomFile::open(&w.sr).unwrap(), &other).unwrap_err();
+    assert!(matches!(err, ReportError::Content { .. }) && err.to_string().contains("not the prior CT series"), "{err}");
+    let err = read_prior_report(&DicomFile::open(&w.seg).unwrap(), &ct.source_series()).unwrap_err();
+    assert!(matches!(err, ReportError::NotPulmoReport { .. }) && err.to_string().contains("seg.dcm"), "{err}");
+    let mut elsewhere = ct.source_series();
+    elsewhere.study_uid = pulmo_dicom::derived_uid("another study");
+    let err = read_prior_report(&DicomFile::open(&w.sr).unwrap(), &elsewhere).unwrap_err();
+    assert!(err.to_string().contains("StudyInstanceUID"), "{err}");
 }

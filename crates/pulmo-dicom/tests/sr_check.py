@@ -149,6 +149,12 @@ for number, nodule in enumerate(nodules, start=1):
     close(value(codes.SCT.ShortAxis)[0], m["short_axis_mm"], f"nodule {number} short axis")
     close(value(codes.SCT.Diameter, codes.SCT.Mean)[0], m["mean_diameter_mm"], f"nodule {number} mean diameter")
     close(value(codes.SCT.Volume)[0], m["volume_mm3"], f"nodule {number} volume")
+    solid = group.get_measurements(name=pulmo("SOLID-DIAMETER"))
+    core = m.get("solid_core")
+    if len(solid) != (1 if core else 0):
+        fail(f"nodule {number}: {len(solid)} solid component diameters, solid core {core}")
+    if core:
+        close(float(solid[0].value), core["mean_diameter_mm"], f"nodule {number} solid component")
     for key, derivation in HU.items():
         close(value(codes.DCM.AttenuationCoefficient, derivation)[0], m["hu"][key], f"nodule {number} HU {key}")
     risks = {}

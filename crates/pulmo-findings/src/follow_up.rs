@@ -8,6 +8,8 @@ use pulmo_clinical::lung_rads::{Category, Status};
 use pulmo_volume::{Affine, Vec3};
 use serde::{Deserialize, Serialize};
 
+use crate::{NoduleFinding, StudyFindings};
+
 /// How a nodule changed since the prior exam, as a reader is told: the Lung-RADS status, except
 /// that a stable nodule whose volume shrank is "shrinking" (Lung-RADS counts it as stable; its
 /// category says so).
@@ -98,6 +100,59 @@ pub struct PriorNodule {
     pub volume_mm3: f64,
     pub solid_core_mean_diameter_mm: Option<f64>,
     pub lung_rads: Category,
+}
+
+impl From<&NoduleFinding> for PriorNodule {
+    fn from(n: &NoduleFinding) -> PriorNodule {
+        let m = &n.measurements;
+        PriorNodule {
+            id: n.id,
+            tracking_uid: n.tracking_uid.clone(),
+            centre_lps_mm: m.centre_lps_mm,
+            density: m.density,
+            long_axis_mm: m.long_axis_mm,
+            short_axis_mm: m.short_axis_mm,
+            mean_diameter_mm: m.mean_diameter_mm,
+            volume_mm3: m.volume_mm3,
+            solid_core_mean_diameter_mm: m.solid_core.map(|c| c.mean_diameter_mm),
+            lung_rads: n.lung_rads.category,
+        }
+    }
+}
+
+/// The prior exam as a follow-up needs it: which series was measured, and per nodule its values
+/// and its track before the prior. Made from pulmo's findings on the prior, or read back from
+/// the SR pulmo sent for it (`pulmo_dicom::report`), which carries less (see `PriorTrack`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorFindings {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub study_date: Option<String>,
+    pub nodules: Vec<PriorTrack>,
+}
+
+/// One prior nodule and its measurements on the exams before the prior, oldest first. From an
+/// SR only the exam before the prior is known (the SR carries the prior's prior values only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorTrack {
+    pub nodule: PriorNodule,
+    pub history: Vec<TrackPoint>,
+}
+
+impl From<&StudyFindings> for PriorFindings {
+    fn from(f: &StudyFindings) -> PriorFindings {
+        let nodules = f
+            .nodules
+            .iter()
+            .map(|n| PriorTrack { nodule: n.into(), history: n.change.as_ref().map(|c| c.history.clone()).unwrap_or_default() })
+            .collect();
+        PriorFindings {
+            study_uid: f.source.study_uid.clone(),
+            series_uid: f.source.series_uid.clone(),
+            study_date: f.source.study_date.clone(),
+            nodules,
+        }
+    }
 }
 
 /// Why a prior nodule has no match.

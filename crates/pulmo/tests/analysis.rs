@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
@@ -100,6 +100,62 @@ fn check_reported_sizes(sr: &Path, segments: &[serde_json::Value], truth: &pulmo
     }
 }
 
+/// A prior phantom (seed 23) and its follow-up a year later (seed 24), written under `dir`.
+fn follow_up_pair(dir: &Path) -> (PathBuf, PathBuf) {
+    let (prior, current) = (dir.join("prior"), dir.join("current"));
+    let phantom = ["phantom", "--seed", "23", "--rows", "300", "--pixel-spacing", "1.1", "--slice-spacing", "2.5", "--nodules", "4"];
+    for args in [[&phantom[..], &["--out", prior.to_str().unwrap()]].concat(), vec!["phantom", "--seed", "24", "--prior", prior.to_str().unwrap(), "--out", current.to_str().unwrap()]] {
+        let made = pulmo(&args);
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    (prior, current)
+}
+
+/// A node that looks for priors on Orthanc (started here; `None` without Orthanc) and
+/// retrieves them with C-MOVE to its store-only title PULMO_PRIORS.
+fn node_with_pacs() -> Option<(Node, Orthanc)> {
+    let orthanc_dicom = free_port();
+    let config = analysis_config(&shipped_models()).replacen("[profiles]\n", "[profiles]\nPULMO_PRIORS = \"store-only\"\n", 1)
+        + "\n[priors]\nquery = \"pacs\"\nretrieve_ae = \"PULMO_PRIORS\"\ntimeout_seconds = 120\n\n"
+        + &destination("pacs", "ORTHANC", orthanc_dicom);
+    let mut node = Node::with_config(3.0, &config);
+    node.set("ae_titles", "[\"PULMO\", \"PULMO_PRIORS\"]");
+    let pacs = Orthanc::start(orthanc_dicom, node.port)?;
+    node.start();
+    Some((node, pacs))
+}
+
+/// Has Orthanc push the study other than `prior_study` (the follow-up) to pulmo, waits for the
+/// follow-up's job and the retrieved prior's, and returns the follow-up study and pulmo's SR
+/// of it, downloaded into `dir`.
+fn push_follow_up(node: &Node, pacs: &Orthanc, prior_study: &str, dir: &Path) -> (String, PathBuf) {
+    let studies = pacs.get("/studies").unwrap();
+    let current_study = studies.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).find(|s| *s != prior_study).unwrap().to_string();
+    let push = pacs.post("/modalities/pulmo/store", &format!("{{\"Resources\":[\"{current_study}\"],\"Synchronous\":true}}"));
+    assert!(push.is_some(), "Orthanc could not push the study to pulmo: {}", node.log());
+    let status = node.wait_for_within("both studies", Duration::from_secs(900), |s| count(s, "jobs", "done") + count(s, "jobs", "failed") >= 2);
+    assert_eq!(count(&status, "jobs", "done"), 2, "{status:#}\n{}", node.log());
+    let series = pacs.series_by_modality(&current_study, &["SEG", "SR", "OT", "KO", "KO"], Duration::from_secs(60));
+    let (_, sr_id) = series.iter().find(|(m, _)| m == "SR").unwrap_or_else(|| panic!("no SR: {series:?}\n{}", node.log()));
+    let sr = dir.join("follow-up-sr.dcm");
+    let instances = pacs.get(&format!("/series/{sr_id}/instances")).unwrap();
+    pacs.download(&format!("/instances/{}/file", instances[0]["ID"].as_str().unwrap()), &sr);
+    (current_study, sr)
+}
+
+/// The groups of `sr` matched with a prior nodule, each checked to carry the prior's diameter
+/// and the 365 days between the exams.
+fn matched_groups(sr: &Path, node: &Node) -> Vec<serde_json::Value> {
+    let groups = sr_groups(sr);
+    println!("SR groups: {groups:?}");
+    let matched: Vec<serde_json::Value> = groups.iter().filter(|g| g["change"].as_str().is_some_and(|c| c != "NEW")).cloned().collect();
+    assert!(!matched.is_empty(), "no nodule matched with the prior: {groups:?}\n{}", node.log());
+    for g in &matched {
+        assert!(g["prior_diameter_mm"].as_f64().is_some() && g["interval_days"].as_f64() == Some(365.0), "{g}");
+    }
+    matched
+}
+
 /// Orthanc holds a patient's prior study that pulmo has never seen; when the follow-up arrives,
 /// pulmo finds the prior with C-FIND, retrieves it with C-MOVE to its store-only title,
 /// analyses both, and the SR it sends back reports, per nodule matched with the prior, the
@@ -107,53 +163,76 @@ fn check_reported_sizes(sr: &Path, segments: &[serde_json::Value], truth: &pulmo
 #[test]
 fn a_follow_up_is_compared_with_a_prior_retrieved_from_orthanc() {
     let dir = tempfile::tempdir().unwrap();
-    let (prior, current) = (dir.path().join("prior"), dir.path().join("current"));
-    let phantom = ["phantom", "--seed", "23", "--rows", "300", "--pixel-spacing", "1.1", "--slice-spacing", "2.5", "--nodules", "4"];
-    for args in [[&phantom[..], &["--out", prior.to_str().unwrap()]].concat(), vec!["phantom", "--seed", "24", "--prior", prior.to_str().unwrap(), "--out", current.to_str().unwrap()]] {
-        let made = pulmo(&args);
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    }
-    let orthanc_dicom = free_port();
-    let config = analysis_config(&shipped_models()).replacen("[profiles]\n", "[profiles]\nPULMO_PRIORS = \"store-only\"\n", 1)
-        + "\n[priors]\nquery = \"pacs\"\nretrieve_ae = \"PULMO_PRIORS\"\ntimeout_seconds = 120\n\n"
-        + &destination("pacs", "ORTHANC", orthanc_dicom);
-    let mut node = Node::with_config(3.0, &config);
-    node.set("ae_titles", "[\"PULMO\", \"PULMO_PRIORS\"]");
-    let Some(pacs) = Orthanc::start(orthanc_dicom, node.port) else { return };
-    node.start();
+    let (prior, current) = follow_up_pair(dir.path());
+    let Some((mut node, pacs)) = node_with_pacs() else { return };
     pacs.upload_folder(&prior);
     let prior_study = pacs.get("/studies").unwrap()[0].as_str().unwrap().to_string();
     pacs.upload_folder(&current);
-    let studies = pacs.get("/studies").unwrap();
-    let current_study = studies.as_array().unwrap().iter().map(|s| s.as_str().unwrap()).find(|s| *s != prior_study).unwrap().to_string();
-    let push = pacs.post("/modalities/pulmo/store", &format!("{{\"Resources\":[\"{current_study}\"],\"Synchronous\":true}}"));
-    assert!(push.is_some(), "Orthanc could not push the study to pulmo: {}", node.log());
-
-    // The follow-up's job, then the retrieved prior's (store-only) job.
-    let status = node.wait_for_within("both studies", Duration::from_secs(900), |s| count(s, "jobs", "done") + count(s, "jobs", "failed") >= 2);
-    assert_eq!(count(&status, "jobs", "done"), 2, "{status:#}\n{}", node.log());
-    let series = pacs.series_by_modality(&current_study, &["SEG", "SR", "OT", "KO", "KO"], Duration::from_secs(60));
-    let (_, sr_id) = series.iter().find(|(m, _)| m == "SR").unwrap_or_else(|| panic!("no SR: {series:?}\n{}", node.log()));
-    let sr = dir.path().join("sr.dcm");
-    let instances = pacs.get(&format!("/series/{sr_id}/instances")).unwrap();
-    pacs.download(&format!("/instances/{}/file", instances[0]["ID"].as_str().unwrap()), &sr);
-    let groups = sr_groups(&sr);
-    println!("SR groups: {groups:?}");
-    let truth = pulmo_phantom::Truth::read(&current.join("truth.json")).unwrap();
-    let matched = groups.iter().filter(|g| g["change"].as_str().is_some_and(|c| c != "NEW")).count();
-    assert!(matched >= 1, "no nodule matched with the prior: {groups:?}\n{}", node.log());
-    for g in groups.iter().filter(|g| g["change"].as_str().is_some_and(|c| c != "NEW")) {
-        assert!(g["prior_diameter_mm"].as_f64().is_some() && g["interval_days"].as_f64() == Some(365.0), "{g}");
-    }
-    assert!(truth.follow_up.is_some());
+    let (_, sr) = push_follow_up(&node, &pacs, &prior_study, dir.path());
+    matched_groups(&sr, &node);
+    assert!(pulmo_phantom::Truth::read(&current.join("truth.json")).unwrap().follow_up.is_some());
     assert_eq!(pacs.get(&format!("/studies/{prior_study}/series")).unwrap().as_array().unwrap().len(), 1, "the prior got results");
     let log = node.log();
-    assert!(log.contains("retrieving the prior study"), "{log}");
+    assert!(log.contains("retrieving the prior study") && log.contains("analysing the prior study first"), "{log}");
     node.signal("-TERM");
 }
 
-/// Per TID 1411 group of an SR: its segment number, mean diameter, change-since-prior code, prior
-/// mean diameter and interval (null where absent), read with pydicom.
+/// The PACS holds pulmo's own report of the prior (made by `pulmo analyze` here, as another
+/// pulmo or this one before its database was lost would have sent it): the node reads the
+/// prior's findings from that SR instead of analysing the prior again, the matched nodules keep
+/// the tracking UIDs the PACS already shows, and the new SR cites that report.
+#[test]
+fn a_prior_reported_by_pulmo_is_compared_through_its_sr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prior, current) = follow_up_pair(dir.path());
+    let reported = dir.path().join("reported");
+    let models = shipped_models();
+    let analyze = ["analyze", prior.to_str().unwrap(), "--out", reported.to_str().unwrap(), "--device", "cpu", "--models", models.to_str().unwrap()];
+    let made = pulmo(&analyze);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let Some((mut node, pacs)) = node_with_pacs() else { return };
+    pacs.upload_folder(&prior);
+    pacs.upload_folder(&reported);
+    let prior_study = pacs.get("/studies").unwrap()[0].as_str().unwrap().to_string();
+    pacs.upload_folder(&current);
+    let (_, sr) = push_follow_up(&node, &pacs, &prior_study, dir.path());
+
+    let prior_uids: Vec<serde_json::Value> = sr_groups(&reported.join("sr.dcm")).into_iter().map(|g| g["tracking_uid"].clone()).collect();
+    for g in matched_groups(&sr, &node) {
+        assert!(prior_uids.contains(&g["tracking_uid"]), "{g} keeps none of the prior report's tracking UIDs {prior_uids:?}");
+    }
+    let prior_report = sop_instance_uid(&reported.join("sr.dcm"));
+    assert!(pertinent_evidence(&sr).contains(&prior_report), "the follow-up's SR does not cite the prior's {prior_report}");
+    let log = node.log();
+    assert!(log.contains("read from pulmo's report"), "{log}");
+    assert!(!log.contains("analysing the prior study first"), "the prior was analysed again: {log}");
+    node.signal("-TERM");
+}
+
+fn sop_instance_uid(path: &Path) -> String {
+    let script = "import sys, pydicom; print(pydicom.dcmread(sys.argv[1]).SOPInstanceUID)";
+    let out = std::process::Command::new(python()).args(["-c", script]).arg(path).output().unwrap();
+    assert!(out.status.success(), "reading {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The SOP instance UIDs an SR lists as pertinent other evidence.
+fn pertinent_evidence(sr: &Path) -> Vec<String> {
+    let script = r#"
+import sys, pydicom
+for study in pydicom.dcmread(sys.argv[1]).get("PertinentOtherEvidenceSequence", []):
+    for series in study.ReferencedSeriesSequence:
+        for sop in series.ReferencedSOPSequence:
+            print(sop.ReferencedSOPInstanceUID)
+"#;
+    let out = std::process::Command::new(python()).args(["-c", script]).arg(sr).output().unwrap();
+    assert!(out.status.success(), "reading {}: {}", sr.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+}
+
+/// Per TID 1411 group of an SR: its tracking UID, segment number, mean diameter,
+/// change-since-prior code, prior mean diameter and interval (null where absent), read with
+/// pydicom.
 fn sr_groups(sr: &Path) -> Vec<serde_json::Value> {
     let script = r#"
 import sys, json, pydicom
@@ -165,10 +244,12 @@ numbers = {"81827009": "mean_diameter_mm", "PRIOR-DIAMETER": "prior_diameter_mm"
 groups = []
 for item in walk(pydicom.dcmread(sys.argv[1]).ContentSequence):
     if item.ValueType == "CONTAINER" and any(t.TemplateIdentifier == "1411" for t in item.get("ContentTemplateSequence", [])):
-        g = {"segment": None, "change": None, **{k: None for k in numbers.values()}}
+        g = {"tracking_uid": None, "segment": None, "change": None, **{k: None for k in numbers.values()}}
         for c in item.ContentSequence:
             code = c.ConceptNameCodeSequence[0].CodeValue
-            if c.ValueType == "IMAGE":
+            if c.ValueType == "UIDREF" and code == "112040":
+                g["tracking_uid"] = c.UID
+            elif c.ValueType == "IMAGE":
                 g["segment"] = int(c.ReferencedSOPSequence[0].ReferencedSegmentNumber)
             elif c.ValueType == "CODE" and code == "CHANGE":
                 g["change"] = c.ConceptCodeSequence[0].CodeValue

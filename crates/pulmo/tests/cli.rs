@@ -297,4 +297,25 @@ fn a_nodule_keeps_its_tracking_uid_across_three_exams() {
         assert!(off < 5.0, "nodule {} of the last exam is {off:.1} mm from where its baseline nodule moved", last.id);
     }
     assert!(chains >= 1, "no nodule followed through all three exams");
+
+    // The last exam again, with the middle exam's findings read from pulmo's SR of it: the same
+    // follow-up (the SR knows the exam before the middle one, so the history stays whole but
+    // for that exam's UID, which the middle SR does not cite).
+    let more = [&exam(2), "--out", &out(3), "--prior", &exam(1), "--prior-findings", &format!("{}/sr.dcm", out(1))];
+    println!("{}", stdout(&pulmo(&[&analyze[..], &more].concat())));
+    let from_sr: pulmo_findings::StudyFindings = serde_json::from_str(&std::fs::read_to_string(format!("{}/findings.json", out(3))).unwrap()).unwrap();
+    assert_eq!(from_sr.nodules.len(), findings[2].nodules.len());
+    for (a, b) in from_sr.nodules.iter().zip(&findings[2].nodules) {
+        assert_eq!((&a.tracking_uid, a.status, a.lung_rads.category), (&b.tracking_uid, b.status, b.lung_rads.category), "nodule {}", a.id);
+        let (Some(x), Some(y)) = (&a.change, &b.change) else {
+            assert!(a.change.is_none() && b.change.is_none(), "nodule {} matched in one run only", a.id);
+            continue;
+        };
+        assert_eq!((x.prior.id, x.volume_change.is_some(), x.doubling_class), (y.prior.id, y.volume_change.is_some(), y.doubling_class));
+        let dates = |c: &pulmo_findings::NoduleChange| c.history.iter().map(|t| t.study_date.clone()).collect::<Vec<_>>();
+        assert_eq!(dates(x), dates(y), "nodule {}: the track's dates", a.id);
+        assert!((x.prior.volume_mm3 - y.prior.volume_mm3).abs() < 1e-6 * y.prior.volume_mm3, "nodule {}", a.id);
+    }
+    let cited: Vec<&str> = from_sr.prior.as_ref().unwrap().prior_objects.iter().map(|o| o.sop_class_uid.as_str()).collect();
+    assert_eq!(cited, ["1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.66.4"], "the SR read and its SEG are cited");
 }

@@ -13,8 +13,8 @@ use pulmo_clinical::density::Density;
 use pulmo_clinical::growth::{doubling_class, volume_change, VolumeChange};
 use pulmo_clinical::lung_rads::{self, Status};
 use pulmo_findings::{
-    Disappearance, Measurements, NoduleChange, NoduleFinding, PriorComparison, PriorNodule, RegistrationQuality,
-    SourceSeries, StudyFindings, TrackPoint, UnmatchedPrior,
+    Disappearance, Measurements, NoduleChange, PriorComparison, PriorFindings, PriorNodule, PriorTrack, RegistrationQuality,
+    SourceSeries, TrackPoint, UnmatchedPrior,
 };
 use pulmo_volume::{vec3, Affine, Vec3};
 
@@ -37,7 +37,7 @@ pub struct PriorMapping<'a> {
     pub prior_to_current: Affine,
     pub quality: RegistrationQuality,
     /// The position in this study (LPS mm) of a prior nodule.
-    pub locate: &'a mut dyn FnMut(&NoduleFinding) -> Vec3,
+    pub locate: &'a mut dyn FnMut(&PriorNodule) -> Vec3,
 }
 
 /// What follow-up says about one current nodule.
@@ -52,33 +52,33 @@ pub struct Followed {
 pub fn compare(
     current: &[&Measurements],
     source: &SourceSeries,
-    prior: &StudyFindings,
+    prior: &PriorFindings,
     mapping: PriorMapping<'_>,
 ) -> (Vec<Followed>, PriorComparison) {
-    let mapped: Vec<Vec3> = prior.nodules.iter().map(|n| (mapping.locate)(n)).collect();
+    let mapped: Vec<Vec3> = prior.nodules.iter().map(|t| (mapping.locate)(&t.nodule)).collect();
     let cost: Vec<Vec<Option<f64>>> =
-        prior.nodules.iter().zip(&mapped).map(|(p, at)| current.iter().map(|c| pair_cost(p, *at, c)).collect()).collect();
+        prior.nodules.iter().zip(&mapped).map(|(t, at)| current.iter().map(|c| pair_cost(&t.nodule, *at, c)).collect()).collect();
     let pairs = assign(&cost, current.len(), UNMATCHED_COST);
-    let interval_days = interval(prior.source.study_date.as_deref(), source.study_date.as_deref());
+    let interval_days = interval(prior.study_date.as_deref(), source.study_date.as_deref());
 
     let mut followed: Vec<Followed> = current.iter().map(|_| Followed { status: Status::New, change: None }).collect();
     for &(p, c) in &pairs {
-        let change = change(&prior.nodules[p], &prior.source, mapped[p], current[c], interval_days);
+        let change = change(&prior.nodules[p], prior, mapped[p], current[c], interval_days);
         let status = status(&change, current[c], source.study_date.as_deref());
         followed[c] = Followed { status, change: Some(change) };
     }
     let unmatched_prior = (0..prior.nodules.len())
         .filter(|p| !pairs.iter().any(|pair| pair.0 == *p))
         .map(|p| UnmatchedPrior {
-            nodule: prior_nodule(&prior.nodules[p]),
+            nodule: prior.nodules[p].nodule.clone(),
             expected_lps_mm: mapped[p],
             disappearance: if in_scan(source, mapped[p]) { Disappearance::Resolved } else { Disappearance::OutsideScan },
         })
         .collect();
     let comparison = PriorComparison {
-        study_uid: prior.source.study_uid.clone(),
-        series_uid: prior.source.series_uid.clone(),
-        study_date: prior.source.study_date.clone(),
+        study_uid: prior.study_uid.clone(),
+        series_uid: prior.series_uid.clone(),
+        study_date: prior.study_date.clone(),
         interval_days,
         prior_to_current: mapping.prior_to_current,
         registration: mapping.quality,
@@ -90,8 +90,7 @@ pub fn compare(
 
 /// The cost of matching prior nodule `prior` (mapped to `at`) with `current`, `None` when the
 /// pair is not allowed.
-fn pair_cost(prior: &NoduleFinding, at: Vec3, current: &Measurements) -> Option<f64> {
-    let p = &prior.measurements;
+fn pair_cost(p: &PriorNodule, at: Vec3, current: &Measurements) -> Option<f64> {
     let gate = GATE_MM + 0.5 * p.mean_diameter_mm.max(current.mean_diameter_mm);
     let distance = vec3::dist(at, current.centre_lps_mm);
     let ratio = current.mean_diameter_mm / p.mean_diameter_mm;
@@ -107,28 +106,28 @@ fn pair_cost(prior: &NoduleFinding, at: Vec3, current: &Measurements) -> Option<
     Some(distance / gate + 0.5 * size + if flip { DENSITY_FLIP_COST } else { 0.0 })
 }
 
-fn change(prior: &NoduleFinding, prior_source: &SourceSeries, at: Vec3, current: &Measurements, interval_days: Option<f64>) -> NoduleChange {
-    let p = &prior.measurements;
+fn change(track: &PriorTrack, prior: &PriorFindings, at: Vec3, current: &Measurements, interval_days: Option<f64>) -> NoduleChange {
+    let p = &track.nodule;
     let volume_change = interval_days.and_then(|days| volume_change(p.volume_mm3, current.volume_mm3, days));
     let doubling = match volume_change {
-        Some(VolumeChange::Growing { doubling_time_days }) => Some(doubling_class(doubling_time_days)),
+        Some(VolumeChange::Growing { doubling_time_days }) => Some(doubling_class(doubling_time_days, current.density)),
         _ => None,
     };
-    let mut history = prior.change.as_ref().map(|c| c.history.clone()).unwrap_or_default();
+    let mut history = track.history.clone();
     history.push(TrackPoint {
-        study_uid: prior_source.study_uid.clone(),
-        study_date: prior_source.study_date.clone(),
+        study_uid: prior.study_uid.clone(),
+        study_date: prior.study_date.clone(),
         mean_diameter_mm: p.mean_diameter_mm,
         volume_mm3: p.volume_mm3,
     });
     NoduleChange {
-        prior: prior_nodule(prior),
+        prior: p.clone(),
         prior_mapped_lps_mm: at,
         match_distance_mm: vec3::dist(at, current.centre_lps_mm),
         interval_days,
         mean_diameter_change_mm: pulmo_clinical::round_mm(current.mean_diameter_mm - p.mean_diameter_mm),
-        solid_core_change_mm: match (current.solid_core, p.solid_core) {
-            (Some(now), Some(then)) => Some(pulmo_clinical::round_mm(now.mean_diameter_mm - then.mean_diameter_mm)),
+        solid_core_change_mm: match (current.solid_core, p.solid_core_mean_diameter_mm) {
+            (Some(now), Some(then)) => Some(pulmo_clinical::round_mm(now.mean_diameter_mm - then)),
             _ => None,
         },
         volume_change_percent: (current.volume_mm3 / p.volume_mm3 - 1.0) * 100.0,
@@ -159,22 +158,6 @@ fn interval(prior_date: Option<&str>, current_date: Option<&str>) -> Option<f64>
     (days > 0.0).then_some(days)
 }
 
-fn prior_nodule(n: &NoduleFinding) -> PriorNodule {
-    let m = &n.measurements;
-    PriorNodule {
-        id: n.id,
-        tracking_uid: n.tracking_uid.clone(),
-        centre_lps_mm: m.centre_lps_mm,
-        density: m.density,
-        long_axis_mm: m.long_axis_mm,
-        short_axis_mm: m.short_axis_mm,
-        mean_diameter_mm: m.mean_diameter_mm,
-        volume_mm3: m.volume_mm3,
-        solid_core_mean_diameter_mm: m.solid_core.map(|c| c.mean_diameter_mm),
-        lung_rads: n.lung_rads.category,
-    }
-}
-
 /// Whether a point lies inside the study's scanned grid.
 fn in_scan(source: &SourceSeries, lps: Vec3) -> bool {
     let index = source.geometry.lps_to_index(lps);
@@ -184,7 +167,7 @@ fn in_scan(source: &SourceSeries, lps: Vec3) -> bool {
 #[cfg(test)]
 mod tests {
     use pulmo_clinical::lung_rads::{Assessment, Category};
-    use pulmo_findings::{Algorithm, ExamAssessment, HuStats, LungSummary, PatientFacts, Processing};
+    use pulmo_findings::{Algorithm, ExamAssessment, HuStats, LungSummary, NoduleFinding, PatientFacts, Processing, StudyFindings};
     use pulmo_volume::Geometry;
 
     use super::*;
@@ -262,9 +245,9 @@ mod tests {
     fn compare_shifted(current: &[Measurements], prior: &StudyFindings) -> (Vec<Followed>, PriorComparison) {
         let current: Vec<&Measurements> = current.iter().collect();
         let shift = Affine { translation: [10.0, 0.0, 0.0], ..Affine::IDENTITY };
-        let mut locate = |n: &NoduleFinding| shift.apply(n.measurements.centre_lps_mm);
+        let mut locate = |n: &PriorNodule| shift.apply(n.centre_lps_mm);
         let quality = RegistrationQuality { lung_dice: 0.98, similarity: 0.9 };
-        compare(&current, &source("20250101"), prior, PriorMapping { prior_to_current: shift, quality, locate: &mut locate })
+        compare(&current, &source("20250101"), &PriorFindings::from(prior), PriorMapping { prior_to_current: shift, quality, locate: &mut locate })
     }
 
     #[test]

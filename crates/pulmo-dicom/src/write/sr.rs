@@ -39,10 +39,10 @@ pub const COMPREHENSIVE_3D_SR_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.88.34";
 pub const PRIVATE_SCHEME: &str = "99PULMO";
 
 /// A code: (value, scheme designator, meaning).
-type Code = (&'static str, &'static str, &'static str);
+pub(crate) type Code = (&'static str, &'static str, &'static str);
 
 // Report structure (DCM).
-const REPORT: Code = ("126000", "DCM", "Imaging Measurement Report");
+pub(crate) const REPORT: Code = ("126000", "DCM", "Imaging Measurement Report");
 const LANGUAGE: Code = ("121049", "DCM", "Language of Content Item and Descendants");
 const ENGLISH_US: Code = ("en-US", "RFC5646", "English (United States)");
 const OBSERVER_TYPE: Code = ("121005", "DCM", "Observer Type");
@@ -56,14 +56,14 @@ const PROCEDURE_REPORTED: Code = ("121058", "DCM", "Procedure reported");
 const CT_PROCEDURE: Code = ("25045-6", "LN", "CT unspecified body region");
 const IMAGE_LIBRARY: Code = ("111028", "DCM", "Image Library");
 const IMAGE_LIBRARY_GROUP: Code = ("126200", "DCM", "Image Library Group");
-const IMAGING_MEASUREMENTS: Code = ("126010", "DCM", "Imaging Measurements");
+pub(crate) const IMAGING_MEASUREMENTS: Code = ("126010", "DCM", "Imaging Measurements");
 const QUALITATIVE_EVALUATIONS: Code = ("C0034375", "UMLS", "Qualitative Evaluations");
-const MEASUREMENT_GROUP: Code = ("125007", "DCM", "Measurement Group");
-const TRACKING_IDENTIFIER: Code = ("112039", "DCM", "Tracking Identifier");
-const TRACKING_UID: Code = ("112040", "DCM", "Tracking Unique Identifier");
-const REFERENCED_SEGMENT: Code = ("121191", "DCM", "Referenced Segment");
-const SOURCE_SERIES_FOR_SEGMENTATION: Code = ("121232", "DCM", "Source series for segmentation");
-const IMAGE_REGION: Code = ("111030", "DCM", "Image Region");
+pub(crate) const MEASUREMENT_GROUP: Code = ("125007", "DCM", "Measurement Group");
+pub(crate) const TRACKING_IDENTIFIER: Code = ("112039", "DCM", "Tracking Identifier");
+pub(crate) const TRACKING_UID: Code = ("112040", "DCM", "Tracking Unique Identifier");
+pub(crate) const REFERENCED_SEGMENT: Code = ("121191", "DCM", "Referenced Segment");
+pub(crate) const SOURCE_SERIES_FOR_SEGMENTATION: Code = ("121232", "DCM", "Source series for segmentation");
+pub(crate) const IMAGE_REGION: Code = ("111030", "DCM", "Image Region");
 const RECOMMENDATION: Code = ("121075", "DCM", "Recommendation");
 const TIME_POINT: Code = ("C2348792", "UMLS", "Time Point");
 
@@ -72,10 +72,10 @@ const FINDING: Code = ("121071", "DCM", "Finding");
 const NODULE: Code = ("27925004", "SCT", "Nodule");
 const FINDING_SITE: Code = ("363698007", "SCT", "Finding Site");
 const LATERALITY: Code = ("272741003", "SCT", "Laterality");
-const LONG_AXIS: Code = ("103339001", "SCT", "Long axis");
-const SHORT_AXIS: Code = ("103340004", "SCT", "Short axis");
-const DIAMETER: Code = ("81827009", "SCT", "Diameter");
-const VOLUME: Code = ("118565006", "SCT", "Volume");
+pub(crate) const LONG_AXIS: Code = ("103339001", "SCT", "Long axis");
+pub(crate) const SHORT_AXIS: Code = ("103340004", "SCT", "Short axis");
+pub(crate) const DIAMETER: Code = ("81827009", "SCT", "Diameter");
+pub(crate) const VOLUME: Code = ("118565006", "SCT", "Volume");
 const ATTENUATION: Code = ("112031", "DCM", "Attenuation Coefficient");
 const PROBABILITY_OF_CANCER: Code = ("111047", "DCM", "Probability of cancer");
 const DERIVATION: Code = ("121401", "DCM", "Derivation");
@@ -93,15 +93,16 @@ const PERCENT: Code = ("%", "UCUM", "Percent");
 const DAY: Code = ("d", "UCUM", "day");
 
 // Private concepts (99PULMO); docs/dicom-outputs.md lists them all.
-const DENSITY: Code = ("DENSITY", PRIVATE_SCHEME, "Nodule density class");
+pub(crate) const DENSITY: Code = ("DENSITY", PRIVATE_SCHEME, "Nodule density class");
 const CALCIFICATION: Code = ("CALCIFICATION", PRIVATE_SCHEME, "Calcification");
 const SPICULATION: Code = ("SPICULATION", PRIVATE_SCHEME, "Spiculated margin");
-const LUNG_RADS: Code = ("LUNGRADS", PRIVATE_SCHEME, "Lung-RADS v2022 category");
+pub(crate) const LUNG_RADS: Code = ("LUNGRADS", PRIVATE_SCHEME, "Lung-RADS v2022 category");
 const FLEISCHNER: Code = ("FLEISCHNER", PRIVATE_SCHEME, "Fleischner 2017 recommendation");
+pub(crate) const SOLID_DIAMETER: Code = ("SOLID-DIAMETER", PRIVATE_SCHEME, "Solid component mean diameter");
 // Follow-up (99PULMO): the prior's values and the change since, in a matched nodule's group.
-const PRIOR_DIAMETER: Code = ("PRIOR-DIAMETER", PRIVATE_SCHEME, "Mean diameter on prior");
-const PRIOR_VOLUME: Code = ("PRIOR-VOLUME", PRIVATE_SCHEME, "Volume on prior");
-const PRIOR_INTERVAL: Code = ("PRIOR-INTERVAL", PRIVATE_SCHEME, "Interval since prior");
+pub(crate) const PRIOR_DIAMETER: Code = ("PRIOR-DIAMETER", PRIVATE_SCHEME, "Mean diameter on prior");
+pub(crate) const PRIOR_VOLUME: Code = ("PRIOR-VOLUME", PRIVATE_SCHEME, "Volume on prior");
+pub(crate) const PRIOR_INTERVAL: Code = ("PRIOR-INTERVAL", PRIVATE_SCHEME, "Interval since prior");
 const DIAMETER_CHANGE: Code = ("DIAMETER-CHANGE", PRIVATE_SCHEME, "Mean diameter change since prior");
 const SOLID_CHANGE: Code = ("SOLID-CHANGE", PRIVATE_SCHEME, "Solid component change since prior");
 const VOLUME_CHANGE: Code = ("VOLUME-CHANGE", PRIVATE_SCHEME, "Volume change since prior");
@@ -503,11 +504,17 @@ fn measurements(n: &NoduleFinding) -> Vec<Measurement> {
         Measurement::new("measurements.short_axis_mm", SHORT_AXIS, m.short_axis_mm, MM),
         Measurement::new("measurements.mean_diameter_mm", DIAMETER, m.mean_diameter_mm, MM).derived(MEAN),
         Measurement::new("measurements.volume_mm3", VOLUME, m.volume_mm3, MM3),
+    ];
+    // Lung-RADS sizes a part-solid nodule by its solid component.
+    if let Some(core) = &m.solid_core {
+        list.push(Measurement::new("measurements.solid_core.mean_diameter_mm", SOLID_DIAMETER, core.mean_diameter_mm, MM));
+    }
+    list.extend([
         Measurement::new("measurements.hu.mean", ATTENUATION, m.hu.mean, HU).derived(MEAN),
         Measurement::new("measurements.hu.min", ATTENUATION, m.hu.min, HU).derived(MINIMUM),
         Measurement::new("measurements.hu.max", ATTENUATION, m.hu.max, HU).derived(MAXIMUM),
         Measurement::new("measurements.hu.sd", ATTENUATION, m.hu.sd, HU).derived(STANDARD_DEVIATION),
-    ];
+    ]);
     if let Some(brock) = &n.brock {
         // risk::brock uses model 2b exactly when spiculation is known, 2a otherwise.
         let variant = if brock.inputs.spiculation.is_some() { "BROCK-2B" } else { "BROCK-2A" };
@@ -600,17 +607,25 @@ fn fleischner_text(f: &FleischnerAdvice) -> String {
     format!("Nodule {} ({band}): low clinical risk: {}; high clinical risk: {}. {}", f.nodule_id, f.low_risk, f.high_risk, f.applies_to)
 }
 
-fn density_code(density: Density) -> InMemDicomObject {
-    let (value, meaning) = match density {
+/// The 99PULMO code of a density class (value, meaning).
+pub(crate) fn density_names(density: Density) -> (&'static str, &'static str) {
+    match density {
         Density::Solid => ("SOLID", "Solid"),
         Density::PartSolid => ("PART-SOLID", "Part-solid"),
         Density::GroundGlass => ("GROUND-GLASS", "Ground-glass"),
-    };
+    }
+}
+
+fn density_code(density: Density) -> InMemDicomObject {
+    let (value, meaning) = density_names(density);
     code_item(value, PRIVATE_SCHEME, meaning)
 }
 
+/// The 99PULMO code value of a Lung-RADS category: "LUNGRADS-" and the category.
+pub(crate) const LUNG_RADS_PREFIX: &str = "LUNGRADS-";
+
 fn lung_rads_code(category: Category) -> InMemDicomObject {
-    code_item(&format!("LUNGRADS-{}", category.code()), PRIVATE_SCHEME, &format!("Lung-RADS {}", category.code()))
+    code_item(&format!("{LUNG_RADS_PREFIX}{}", category.code()), PRIVATE_SCHEME, &format!("Lung-RADS {}", category.code()))
 }
 
 fn yes_no(flag: bool) -> InMemDicomObject {

@@ -191,7 +191,7 @@ fn change(n: &NoduleFinding, prior: PriorNodule, date: Option<String>, interval_
         solid_core_change_mm: None,
         volume_change_percent: (volume / prior.volume_mm3 - 1.0) * 100.0,
         volume_change,
-        doubling_class: doubling_time.map(growth::doubling_class),
+        doubling_class: doubling_time.map(|days| growth::doubling_class(days, n.measurements.density)),
         history: vec![TrackPoint {
             study_uid: pulmo_dicom::derived_uid("test prior study"),
             study_date: date,

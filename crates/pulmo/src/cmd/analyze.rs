@@ -12,8 +12,9 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::{Analysis, Pipeline, PriorExam, Progress, Stage};
 use pulmo_dicom::write::StudyContext;
-use pulmo_dicom::CtSeries;
-use pulmo_findings::{StageTime, StudyFindings};
+use pulmo_dicom::report::read_prior_report;
+use pulmo_dicom::{CtSeries, DicomFile};
+use pulmo_findings::{PriorFindings, PriorObject, StageTime, StudyFindings};
 
 use crate::outputs;
 
@@ -30,8 +31,8 @@ pub struct Args {
     /// and growth and volume doubling time reported.
     #[arg(long)]
     prior: Option<PathBuf>,
-    /// findings.json of an earlier `pulmo analyze` of the --prior series; without it the prior
-    /// is analysed first.
+    /// findings.json or sr.dcm of an earlier `pulmo analyze` of the --prior series (or pulmo's
+    /// SR of it from the PACS); without it the prior is analysed first.
     #[arg(long, requires = "prior")]
     prior_findings: Option<PathBuf>,
     /// Mesh file format for the nodule surfaces.
@@ -58,10 +59,13 @@ pub fn run(args: Args) -> Result<()> {
         Some(dir) => Some(load_prior(&pipeline, dir, args.prior_findings.as_deref(), &bar)?),
         None => None,
     };
-    let prior_exam = prior.as_ref().map(|(ct, findings)| PriorExam { ct, findings });
+    let prior_exam = prior.as_ref().map(|p| PriorExam { ct: &p.ct, findings: &p.findings });
     let mut analysis = pipeline
         .analyze_with_prior(&ct, prior_exam, &mut |p| show(&bar, p))
         .with_context(|| format!("analysing {}", args.input.display()))?;
+    if let (Some(comparison), Some(prior)) = (analysis.findings.prior.as_mut(), prior) {
+        comparison.prior_objects = prior.objects;
+    }
     bar.finish_and_clear();
     analysis.findings.processing.stages.insert(0, StageTime { stage: "load".into(), seconds: loading });
     write_outputs(&mut analysis, &args.out, args.mesh_format)?;
@@ -71,32 +75,48 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The prior CT and its findings: read from `findings` (which must be about that series), or
-/// made now.
-fn load_prior(pipeline: &Pipeline, dir: &Path, findings: Option<&Path>, bar: &ProgressBar) -> Result<(CtSeries, StudyFindings)> {
+/// The prior exam as a follow-up needs it: its CT and findings.
+struct Prior {
+    ct: CtSeries,
+    findings: PriorFindings,
+    /// pulmo's SR (and its SEG) of the prior when the findings come from that SR.
+    objects: Vec<PriorObject>,
+}
+
+/// The prior CT and its findings: read from `findings` (findings.json of that series, or
+/// pulmo's SR of it), or made now.
+fn load_prior(pipeline: &Pipeline, dir: &Path, findings: Option<&Path>, bar: &ProgressBar) -> Result<Prior> {
     bar.set_message(format!("reading the prior {}", dir.display()));
     let ct = pulmo_dicom::load_ct_path(dir).with_context(|| format!("loading the prior CT series from {}", dir.display()))?;
-    let findings = match findings {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let findings: StudyFindings = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-            if findings.source.series_uid != ct.series_uid {
-                bail!(
-                    "{} is about series {}, but the prior {} is series {}",
-                    path.display(),
-                    findings.source.series_uid,
-                    dir.display(),
-                    ct.series_uid
-                );
-            }
-            findings
+    let (findings, objects) = match findings {
+        Some(path) if is_dicom(path) => {
+            let file = DicomFile::open(path).with_context(|| format!("reading {}", path.display()))?;
+            let report = read_prior_report(&file, &ct.source_series())?;
+            (report.findings, report.objects)
         }
+        Some(path) => (PriorFindings::from(&findings_json(path, &ct, dir)?), Vec::new()),
         None => {
             bar.set_message("analysing the prior");
-            pipeline.analyze(&ct, &mut |_| {}).with_context(|| format!("analysing the prior {}", dir.display()))?.findings
+            let analysis = pipeline.analyze(&ct, &mut |_| {}).with_context(|| format!("analysing the prior {}", dir.display()))?;
+            (PriorFindings::from(&analysis.findings), Vec::new())
         }
     };
-    Ok((ct, findings))
+    Ok(Prior { ct, findings, objects })
+}
+
+/// A Part-10 file starts with its 128-byte preamble and "DICM".
+fn is_dicom(path: &Path) -> bool {
+    let mut head = [0u8; 132];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && &head[128..] == b"DICM"
+}
+
+fn findings_json(path: &Path, ct: &CtSeries, dir: &Path) -> Result<StudyFindings> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let findings: StudyFindings = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if findings.source.series_uid != ct.series_uid {
+        bail!("{} is about series {}, but the prior {} is series {}", path.display(), findings.source.series_uid, dir.display(), ct.series_uid);
+    }
+    Ok(findings)
 }
 
 /// One step for loading, then a hundred per stage (measurement advances per detection).

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use pulmo_analysis::{Pipeline, PriorExam, Stage};
-use pulmo_findings::{NoduleFinding, StudyFindings};
+use pulmo_findings::{NoduleFinding, PriorFindings, StudyFindings};
 use pulmo_phantom::{FollowUpSpec, Phantom, PhantomSpec};
 use serde::Serialize;
 
@@ -143,7 +143,7 @@ fn compare_pair(pipeline: &Pipeline, prior: &Phantom, current: &Phantom, dir: &P
     let prior_ct = pulmo_dicom::load_ct_path(&prior_dir)?;
     let current_ct = pulmo_dicom::load_ct_path(&current_dir)?;
     let prior_findings = pipeline.analyze(&prior_ct, &mut |_| {})?.findings;
-    let exam = PriorExam { ct: &prior_ct, findings: &prior_findings };
+    let exam = PriorExam { ct: &prior_ct, findings: &PriorFindings::from(&prior_findings) };
     let findings = pipeline.analyze_with_prior(&current_ct, Some(exam), &mut |_| {})?.findings;
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     let seconds = findings.processing.stages.iter().filter(|s| s.stage.starts_with(Stage::FollowUp.name())).map(|s| s.seconds).sum();

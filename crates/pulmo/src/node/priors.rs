@@ -1,5 +1,7 @@
 //! A study's prior: the patient's most recent earlier CT study with pulmo's findings on it,
 //! held here, or found on the PACS (C-FIND) and retrieved (C-MOVE or C-GET) when configured.
+//! The prior's findings are pulmo's stored ones, else those of pulmo's SR in the prior study
+//! (which a study-level retrieval brings along), else a new analysis of the prior.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +10,13 @@ use std::time::Duration;
 use pulmo_analysis::Pipeline;
 use pulmo_dicom::write::seg::SEGMENTATION_STORAGE;
 use pulmo_dicom::write::sr::COMPREHENSIVE_3D_SR_STORAGE;
+use pulmo_dicom::report::{read_prior_report, PriorReport, ReportError};
 use pulmo_dicom::{CtSeries, DicomFile, InstanceHeader, PatientStudy, CT_SOP_CLASSES};
-use pulmo_findings::{PriorObject, StudyFindings};
+use pulmo_findings::{PriorFindings, PriorObject};
 use pulmo_net::{NodePolicy, Peer, RetrieveLevel, StudyQuery};
 use pulmo_store::{Store, Timestamp, Uid};
 use tokio::runtime::Handle;
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use super::Ingest;
 use crate::config::{Config, PatientMatch, Retrieve};
@@ -59,7 +62,7 @@ impl PriorSource {
 /// SR's references).
 pub struct Prior {
     pub ct: CtSeries,
-    pub findings: StudyFindings,
+    pub findings: PriorFindings,
     pub objects: Vec<PriorObject>,
 }
 
@@ -110,11 +113,12 @@ fn usable(loaded: Result<Prior, String>) -> Lookup {
     }
 }
 
-/// A prior held in the spool: its study and the CT files of it.
+/// A prior held in the spool: its study, the CT files of it and the SRs in it.
 struct Held {
     study_uid: Uid,
     study_version: i64,
     ct_paths: Vec<PathBuf>,
+    report_paths: Vec<PathBuf>,
 }
 
 /// The patient's most recent study here dated before the current one that has CT images
@@ -128,16 +132,16 @@ fn held_prior(store: &Store, match_on: PatientMatch, current: &PatientStudy, onl
             continue;
         }
         let instances = store.study_instances(&study.study_uid).map_err(|e| e.to_string())?;
-        let ct_paths: Vec<PathBuf> = instances
-            .iter()
-            .filter(|i| CT_SOP_CLASSES.contains(&i.sop_class_uid.as_str()))
-            .map(|i| store.spool().absolute(&i.path))
-            .collect();
+        let paths = |keep: &dyn Fn(&str) -> bool| -> Vec<PathBuf> {
+            instances.iter().filter(|i| keep(i.sop_class_uid.as_str())).map(|i| store.spool().absolute(&i.path)).collect()
+        };
+        let ct_paths = paths(&|class| CT_SOP_CLASSES.contains(&class));
+        let report_paths = paths(&|class| class == COMPREHENSIVE_3D_SR_STORAGE);
         let Some(header) = ct_paths.first().and_then(|p| header(p)) else { continue };
         let same_issuer = match_on == PatientMatch::PatientId || header.issuer_of_patient_id == current.issuer_of_patient_id;
         let Some(then) = header.study_date.filter(|d| d < date && same_issuer) else { continue };
         if best.as_ref().is_none_or(|(b, _)| then > *b) {
-            best = Some((then, Held { study_uid: study.study_uid, study_version: study.version, ct_paths }));
+            best = Some((then, Held { study_uid: study.study_uid, study_version: study.version, ct_paths, report_paths }));
         }
     }
     Ok(best.map(|(_, held)| held))
@@ -152,17 +156,43 @@ fn header(path: &std::path::Path) -> Option<PatientStudy> {
 fn load(store: &Store, held: Held, pipeline: &Pipeline) -> Result<Prior, String> {
     let ct = pulmo_dicom::load_ct_series(&held.ct_paths).map_err(|e| format!("loading prior study {}: {e}", held.study_uid))?;
     let stored = store.study_findings(&held.study_uid).map_err(|e| e.to_string())?;
-    let findings = match stored.into_iter().rev().find(|s| s.findings.source.series_uid == ct.series_uid) {
-        Some(s) => s.findings,
-        None => {
-            info!(study = %held.study_uid, "analysing the prior study first");
-            let findings = pipeline.analyze(&ct, &mut |_| {}).map_err(|e| format!("analysing prior study {}: {e}", held.study_uid))?.findings;
-            store.put_findings(&held.study_uid, held.study_version, &findings, Timestamp::now()).map_err(|e| e.to_string())?;
-            findings
-        }
-    };
+    if let Some(s) = stored.into_iter().rev().find(|s| s.findings.source.series_uid == ct.series_uid) {
+        let objects = prior_objects(store, &held.study_uid)?;
+        return Ok(Prior { findings: PriorFindings::from(&s.findings), ct, objects });
+    }
+    if let Some(report) = latest_report(&held.report_paths, &ct) {
+        info!(study = %held.study_uid, "the prior's findings are read from pulmo's report of it");
+        return Ok(Prior { ct, findings: report.findings, objects: report.objects });
+    }
+    info!(study = %held.study_uid, "analysing the prior study first");
+    let findings = pipeline.analyze(&ct, &mut |_| {}).map_err(|e| format!("analysing prior study {}: {e}", held.study_uid))?.findings;
+    store.put_findings(&held.study_uid, held.study_version, &findings, Timestamp::now()).map_err(|e| e.to_string())?;
     let objects = prior_objects(store, &held.study_uid)?;
-    Ok(Prior { ct, findings, objects })
+    Ok(Prior { findings: PriorFindings::from(&findings), ct, objects })
+}
+
+/// The most recently written of pulmo's reports on `ct` among `paths`. Other systems' SRs are
+/// passed over; one of pulmo's that cannot be read is logged and passed over too, so the prior
+/// is analysed again rather than compared with half a report.
+fn latest_report(paths: &[PathBuf], ct: &CtSeries) -> Option<PriorReport> {
+    let source = ct.source_series();
+    let mut latest: Option<PriorReport> = None;
+    for path in paths {
+        let file = match DicomFile::open(path) {
+            Ok(file) => file,
+            Err(e) => {
+                warn!(error = %e, "an SR of the prior cannot be read");
+                continue;
+            }
+        };
+        match read_prior_report(&file, &source) {
+            Ok(report) if latest.as_ref().is_none_or(|l| report.written > l.written) => latest = Some(report),
+            Ok(_) => {}
+            Err(ReportError::NotPulmoReport { .. }) => debug!(path = %path.display(), "an SR of the prior that is not pulmo's"),
+            Err(e) => warn!(error = %e, "pulmo's report of the prior cannot be read; the prior is analysed instead"),
+        }
+    }
+    latest
 }
 
 /// pulmo's SR and SEG of the prior, as queued for export (once, whatever the destinations).
