@@ -42,7 +42,9 @@ pub fn assess(
             let m = n.measurements;
             let zone = lungs.zone_at(m.centre_lps_mm);
             let upper = zone.is_some_and(|z| z.level == Level::Upper);
-            let tracking_uid = f.change.as_ref().map_or_else(|| tracking_uid(series_uid, &m), |c| c.prior.tracking_uid.clone());
+            // A nodule found on the prior's CT only now had no tracking UID there.
+            let prior_uid = f.change.as_ref().filter(|c| !c.found_on_prior_ct).map(|c| c.prior.tracking_uid.clone());
+            let tracking_uid = prior_uid.unwrap_or_else(|| tracking_uid(series_uid, &m));
             let finding = NoduleFinding {
                 id: 0,
                 tracking_uid,
@@ -93,6 +95,11 @@ pub fn exam(nodules: &[NoduleFinding]) -> ExamAssessment {
 fn tracking_uid(series_uid: &str, m: &Measurements) -> String {
     let [x, y, z] = m.centre_lps_mm.map(|c| c.round() as i64);
     pulmo_dicom::derived_uid(&format!("{series_uid}/nodule/{x},{y},{z}"))
+}
+
+/// The category a nodule measured `m` gets on a baseline exam.
+pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
+    lung_rads::assess(&lung_rads_nodule(m, &Followed { status: Status::Baseline, change: None })).category
 }
 
 /// Lung-RADS sees type, size, status and the previous exam. pulmo does not judge margins yet,

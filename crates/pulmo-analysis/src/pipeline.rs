@@ -245,9 +245,20 @@ impl Pipeline {
             locate: &mut locate,
         };
         let current: Vec<&Measurements> = measured.iter().map(|m| &m.measurements).collect();
-        let compared = follow_up::compare(&current, source, prior.findings, mapping);
+        let (mut followed, comparison) = follow_up::compare(&current, source, prior.findings, mapping);
+        let to_prior = registration.prior_to_current.inverse();
+        let mut measure_on_prior = |c: &Measurements| {
+            let candidate = Candidate { centre_lps_mm: to_prior?.apply(c.centre_lps_mm), radius_mm: c.mean_diameter_mm / 2.0, response: 0.0 };
+            let (_, measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate).ok().flatten()?;
+            let lung_rads = findings::baseline_category(&measurements);
+            Some(follow_up::PriorMeasurement { measurements, lung_rads })
+        };
+        let found = follow_up::look_back(&mut followed, &current, source, prior.findings, &registration.prior_to_current, &mut measure_on_prior);
+        if found > 0 {
+            tracing::info!(found, "nodules not in the prior's findings were found on its CT");
+        }
         clock.lap_named(FOLLOW_UP_MATCHING);
-        Ok(compared)
+        Ok((followed, comparison))
     }
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::findings::{findings_with_balls, follow_up, Ball, FOLLOW_UP_DAYS, GROWTH_MM};
+use common::findings::{findings_with_balls, follow_up, found_on_prior_ct, Ball, FOLLOW_UP_DAYS, GROWTH_MM};
 use common::{dciodvfy_errors, output};
 use pulmo_clinical::fleischner::{self, Multiplicity, PatientRisk};
 use pulmo_clinical::risk::{self, BrockInputs, MayoInputs};
@@ -426,4 +426,26 @@ fn a_report_of_another_series_or_no_report_is_refused() {
     elsewhere.study_uid = pulmo_dicom::derived_uid("another study");
     let err = read_prior_report(&DicomFile::open(&w.sr).unwrap(), &elsewhere).unwrap_err();
     assert!(err.to_string().contains("StudyInstanceUID"), "{err}");
+}
+
+/// A nodule the prior's findings missed but its CT shows: its group carries the values
+/// measured there (no prior tracking UID to keep), the exam says so, the validators pass, and
+/// the report reads back with that earlier point.
+#[test]
+fn a_nodule_found_on_the_prior_ct_is_said_so() {
+    let Some(w) = write_with(found_on_prior_ct) else { return };
+    let errors = dciodvfy_errors(&w.sr);
+    assert!(errors.is_empty(), "dciodvfy errors:\n{}", errors.join("\n"));
+    let (ok, dump) = dsrdump(&w.sr);
+    assert!(ok && !dump.to_lowercase().contains("error"), "dsrdump reports an error");
+    // (dsrdump shortens long texts.)
+    assert!(dump.contains(r#"Nodule found on the prior CT only now")="Nodule 2 is not in the prio"#), "the exam says it");
+    let unexpected: Vec<String> =
+        pixelmed(&w.sr).into_iter().filter(|m| !PIXELMED_FALSE_POSITIVES.iter().any(|known| m.contains(known))).collect();
+    assert!(unexpected.is_empty(), "PixelMed messages not known to be false positives:\n{}", unexpected.join("\n"));
+    let ct = load_ct_path(&w.ct_dir).unwrap();
+    let read = read_prior_report(&DicomFile::open(&w.sr).unwrap(), &ct.source_series()).unwrap();
+    let seen = &read.findings.nodules[1];
+    assert_eq!(seen.nodule.tracking_uid, w.findings.nodules[1].tracking_uid);
+    assert_eq!(seen.history.len(), 1, "{seen:?}");
 }

@@ -120,6 +120,17 @@ impl From<&NoduleFinding> for PriorNodule {
     }
 }
 
+/// The nodules the prior's findings missed but its CT shows, as "3 (solid 4.2 mm then)";
+/// `None` when there are none.
+pub fn found_on_prior_ct(nodules: &[NoduleFinding]) -> Option<String> {
+    let items: Vec<String> = nodules
+        .iter()
+        .filter_map(|n| n.change.as_ref().filter(|c| c.found_on_prior_ct).map(|c| (n.id, &c.prior)))
+        .map(|(id, p)| format!("{id} ({} {:.1} mm then)", p.density.label(), p.mean_diameter_mm))
+        .collect();
+    (!items.is_empty()).then(|| items.join(", "))
+}
+
 /// The prior exam as a follow-up needs it: which series was measured, and per nodule its values
 /// and its track before the prior. Made from pulmo's findings on the prior, or read back from
 /// the SR pulmo sent for it (`pulmo_dicom::report`), which carries less (see `PriorTrack`).
@@ -218,4 +229,8 @@ pub struct NoduleChange {
     pub doubling_class: Option<DoublingClass>,
     /// The track's measurements on earlier exams, oldest first; the prior is the last.
     pub history: Vec<TrackPoint>,
+    /// The prior's findings did not list this nodule, but it is on the prior's CT where the
+    /// registration puts it: `prior` was measured there now (its id is 0), so it is not new.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub found_on_prior_ct: bool,
 }

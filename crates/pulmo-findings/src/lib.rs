@@ -12,7 +12,7 @@ mod study;
 mod summary;
 
 pub use follow_up::{
-    ChangeSincePrior, Disappearance, NoduleChange, PriorComparison, PriorFindings, PriorNodule, PriorObject, PriorTrack, RegistrationQuality, TrackPoint, UnmatchedPrior,
+    found_on_prior_ct, ChangeSincePrior, Disappearance, NoduleChange, PriorComparison, PriorFindings, PriorNodule, PriorObject, PriorTrack, RegistrationQuality, TrackPoint, UnmatchedPrior,
 };
 pub use nodule::{nodule_colour, HuStats, Measurements, NoduleFinding, Risk, SolidCore};
 pub use patient::PatientFacts;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use pulmo_clinical::growth::VolumeChange;
 
-use crate::follow_up::{ChangeSincePrior, PriorComparison, UnmatchedPrior};
+use crate::follow_up::{found_on_prior_ct, ChangeSincePrior, PriorComparison, UnmatchedPrior};
 use crate::nodule::NoduleFinding;
 use crate::study::StudyFindings;
 
@@ -34,6 +34,9 @@ pub fn summary(f: &StudyFindings) -> String {
     }
     if let Some(unmatched) = f.prior.as_ref().and_then(unmatched_line) {
         let _ = writeln!(out, "prior nodules not seen: {unmatched}");
+    }
+    if let Some(found) = found_on_prior_ct(&f.nodules) {
+        let _ = writeln!(out, "not in the prior's findings, seen on its CT: {found}");
     }
     let _ = writeln!(out, "exam: Lung-RADS {}: {}", f.exam.lung_rads.code(), f.exam.management);
     out
@@ -206,6 +209,7 @@ mod tests {
             volume_change,
             doubling_class: None,
             history: Vec::new(),
+            found_on_prior_ct: false,
         }
     }
 

@@ -5,7 +5,7 @@ use pulmo_clinical::density::Density;
 use pulmo_clinical::dates::display as display_date;
 use pulmo_clinical::growth::VolumeChange;
 use pulmo_clinical::lung_rads::Status;
-use pulmo_findings::{nodule_colour, nodule_table, NoduleFinding, PriorComparison, StudyFindings, UnmatchedPrior};
+use pulmo_findings::{found_on_prior_ct, nodule_colour, nodule_table, NoduleFinding, PriorComparison, StudyFindings, UnmatchedPrior};
 use pulmo_volume::{Geometry, Vec3, Volume};
 
 use crate::canvas::{Canvas, Rgb};
@@ -30,7 +30,7 @@ const SHORT_AXIS: Rgb = [0, 220, 255];
 pub fn summary_page(findings: &StudyFindings, ct: &Volume<i16>) -> Canvas {
     let panels = findings.nodules.len().min(MAX_PANELS);
     let table = nodule_table(findings);
-    let prior = findings.prior.as_ref().map_or_else(Vec::new, prior_lines);
+    let prior = findings.prior.as_ref().map_or_else(Vec::new, |p| prior_lines(p, &findings.nodules));
     let notes: Vec<String> = findings.notes.iter().flat_map(|n| wrap(&format!("- {n}"), 190)).collect();
     let prior_height = if prior.is_empty() { 0 } else { 20 * prior.len() + 16 };
     let height = 200 + prior_height + 20 * table.len() + (CROP_PX + 24) * panels + 60 + 12 * notes.len();
@@ -83,13 +83,17 @@ fn header(page: &mut Canvas, f: &StudyFindings) -> i64 {
     y + 16
 }
 
-/// Which prior the nodules were compared with, and its nodules that none matches.
-fn prior_lines(p: &PriorComparison) -> Vec<String> {
+/// Which prior the nodules were compared with, its nodules that none matches, and the nodules
+/// its findings missed but its CT shows.
+fn prior_lines(p: &PriorComparison, nodules: &[NoduleFinding]) -> Vec<String> {
     let interval = p.interval_days.map_or_else(String::new, |_| format!(", {}", p.interval_text()));
     let mut lines = vec![format!("Compared with the CT of {}{interval}.", p.date_text())];
     let unmatched: Vec<String> = p.unmatched_prior.iter().map(UnmatchedPrior::describe).collect();
     if !unmatched.is_empty() {
         lines.extend(wrap(&format!("Prior nodules not seen: {}.", unmatched.join("; ")), 95));
+    }
+    if let Some(found) = found_on_prior_ct(nodules) {
+        lines.extend(wrap(&format!("Not in the prior's findings, seen on its CT: {found}."), 95));
     }
     lines
 }
@@ -342,6 +346,7 @@ mod tests {
                 doubling_class: None,
                 history: Vec::new(),
                 prior: prior.clone(),
+                found_on_prior_ct: false,
             }),
             brock: None,
             mayo: None,
@@ -384,7 +389,7 @@ mod tests {
     #[test]
     fn a_follow_up_page_names_the_prior_and_its_table_fits() {
         let (f, ct) = follow_up();
-        let prior = prior_lines(f.prior.as_ref().unwrap());
+        let prior = prior_lines(f.prior.as_ref().unwrap(), &f.nodules);
         assert_eq!(prior, ["Compared with the CT of 2024-01-31, 366 days earlier.", "Prior nodules not seen: 2 (solid 20.0 mm, outside this scan, not evaluated)."]);
         assert_eq!(
             change_lines(&f.nodules[0]),

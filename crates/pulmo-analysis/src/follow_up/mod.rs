@@ -88,6 +88,55 @@ pub fn compare(
     (followed, comparison)
 }
 
+/// A nodule pulmo measured on the prior's CT (`measure_on_prior` looks where the registration
+/// puts a current nodule, in the prior's coordinates).
+pub struct PriorMeasurement {
+    pub measurements: Measurements,
+    /// Its Lung-RADS category had it been reported then.
+    pub lung_rads: lung_rads::Category,
+}
+
+/// Looks again at the prior's CT for each nodule `compare` called new: one the prior's
+/// findings missed but that is there (a compact nodule near the mapped position, comparable in
+/// size, as the matching gate and size rule allow) is not new, and is followed from what was
+/// measured there now. `prior_to_current` maps the found centre back into this study.
+pub fn look_back(
+    followed: &mut [Followed],
+    current: &[&Measurements],
+    source: &SourceSeries,
+    prior: &PriorFindings,
+    prior_to_current: &Affine,
+    measure_on_prior: &mut dyn FnMut(&Measurements) -> Option<PriorMeasurement>,
+) -> usize {
+    let interval_days = interval(prior.study_date.as_deref(), source.study_date.as_deref());
+    let mut found = 0;
+    for (f, c) in followed.iter_mut().zip(current).filter(|(f, _)| f.status == Status::New) {
+        let Some(seen) = measure_on_prior(c) else { continue };
+        let m = &seen.measurements;
+        let nodule = PriorNodule {
+            id: 0,
+            tracking_uid: String::new(),
+            centre_lps_mm: m.centre_lps_mm,
+            density: m.density,
+            long_axis_mm: m.long_axis_mm,
+            short_axis_mm: m.short_axis_mm,
+            mean_diameter_mm: m.mean_diameter_mm,
+            volume_mm3: m.volume_mm3,
+            solid_core_mean_diameter_mm: m.solid_core.map(|s| s.mean_diameter_mm),
+            lung_rads: seen.lung_rads,
+        };
+        let at = prior_to_current.apply(m.centre_lps_mm);
+        if pair_cost(&nodule, at, c).is_none() {
+            continue;
+        }
+        let mut change = change(&PriorTrack { nodule, history: Vec::new() }, prior, at, c, interval_days);
+        change.found_on_prior_ct = true;
+        *f = Followed { status: status(&change, c, source.study_date.as_deref()), change: Some(change) };
+        found += 1;
+    }
+    found
+}
+
 /// The cost of matching prior nodule `prior` (mapped to `at`) with `current`, `None` when the
 /// pair is not allowed.
 fn pair_cost(p: &PriorNodule, at: Vec3, current: &Measurements) -> Option<f64> {
@@ -134,6 +183,7 @@ fn change(track: &PriorTrack, prior: &PriorFindings, at: Vec3, current: &Measure
         volume_change,
         doubling_class: doubling,
         history,
+        found_on_prior_ct: false,
     }
 }
 
@@ -278,6 +328,48 @@ mod tests {
         assert_eq!(grown.prior.tracking_uid, "2.25.1");
         let fates: Vec<(u32, Disappearance)> = comparison.unmatched_prior.iter().map(|u| (u.nodule.id, u.disappearance)).collect();
         assert_eq!(fates, [(3, Disappearance::Resolved), (4, Disappearance::OutsideScan)]);
+    }
+
+    /// New nodules are looked for on the prior's CT: one found near its mapped place and of a
+    /// comparable size is followed from there (not new, no prior tracking UID); one found too
+    /// far away, or too small, or not found, stays new; matched nodules are not looked at.
+    #[test]
+    fn a_new_nodule_found_on_the_prior_ct_is_followed_from_there() {
+        let prior = prior(&[([0.0, 0.0, 0.0], 8.0, Density::Solid)]);
+        let current = [
+            measurements([10.0, 0.0, 0.0], 8.0, Density::Solid),
+            measurements([40.0, 0.0, 0.0], 9.0, Density::Solid),
+            measurements([-40.0, 0.0, 0.0], 9.0, Density::Solid),
+            measurements([0.0, 40.0, 0.0], 9.0, Density::Solid),
+            measurements([0.0, -40.0, 0.0], 9.0, Density::Solid),
+        ];
+        let (mut followed, _) = compare_shifted(&current, &prior);
+        assert_eq!(followed.iter().filter(|f| f.status == Status::New).count(), 4);
+        let shift = Affine { translation: [10.0, 0.0, 0.0], ..Affine::IDENTITY };
+        let mut asked = Vec::new();
+        // What the prior's CT shows where each current nodule maps back to (x - 10 mm).
+        let mut measure = |c: &Measurements| {
+            asked.push(c.centre_lps_mm);
+            let [x, y, z] = c.centre_lps_mm;
+            let seen = |centre: Vec3, diameter| Some(PriorMeasurement { measurements: measurements(centre, diameter, Density::Solid), lung_rads: lung_rads::Category::Three });
+            match (x, y) {
+                (40.0, _) => seen([x - 10.0 + 1.0, y, z], 6.0),
+                (-40.0, _) => seen([x - 10.0 + 30.0, y, z], 9.0),
+                (_, 40.0) => seen([x - 10.0, y, z], 2.5),
+                _ => None,
+            }
+        };
+        let current_refs: Vec<&Measurements> = current.iter().collect();
+        let found = look_back(&mut followed, &current_refs, &source("20250101"), &PriorFindings::from(&prior), &shift, &mut measure);
+        assert_eq!(found, 1);
+        assert_eq!(asked.len(), 4, "the matched nodule is not looked at again");
+        let statuses: Vec<Status> = followed.iter().map(|f| f.status).collect();
+        assert_eq!(statuses, [Status::Stable, Status::Growing, Status::New, Status::New, Status::New]);
+        let c = followed[1].change.as_ref().unwrap();
+        assert!(c.found_on_prior_ct && c.prior.id == 0 && c.prior.tracking_uid.is_empty(), "{c:?}");
+        assert_eq!((c.mean_diameter_change_mm, c.match_distance_mm, c.interval_days), (3.0, 1.0, Some(366.0)));
+        assert_eq!(c.prior.lung_rads, lung_rads::Category::Three);
+        assert_eq!(c.history.len(), 1, "the prior's point");
     }
 
     #[test]

@@ -116,6 +116,7 @@ const SHRINKING: Code = ("SHRINKING", PRIVATE_SCHEME, "Shrinking");
 // ... and in the exam's evaluations: which prior, and its nodules without a match.
 const PRIOR_STUDY: Code = ("PRIOR-STUDY", PRIVATE_SCHEME, "Compared with prior");
 const PRIOR_UNMATCHED: Code = ("PRIOR-UNMATCHED", PRIVATE_SCHEME, "Prior nodule without a match");
+const PRIOR_LOOKBACK: Code = ("PRIOR-LOOKBACK", PRIVATE_SCHEME, "Nodule found on the prior CT only now");
 
 const CONTAINS: &str = "CONTAINS";
 const HAS_CONCEPT_MOD: &str = "HAS CONCEPT MOD";
@@ -253,6 +254,7 @@ impl NoduleReport<'_> {
             && self.findings.nodules.iter().flat_map(model_names).flatten().all(str::is_ascii)
             && self.time_point().is_ascii()
             && self.findings.prior.iter().flat_map(prior_texts).all(|(_, t)| t.is_ascii())
+            && lookback_texts(&self.findings.nodules).all(|(_, t)| t.is_ascii())
     }
 
     /// TID 1502's time point of every group: this study's date (ISO 8601), or "current" when
@@ -387,7 +389,7 @@ impl NoduleReport<'_> {
         if let Some(f) = &exam.fleischner {
             items.push(text(CONTAINS, FLEISCHNER, &fleischner_text(f)));
         }
-        let prior = self.findings.prior.iter().flat_map(prior_texts);
+        let prior = self.findings.prior.iter().flat_map(prior_texts).chain(lookback_texts(&self.findings.nodules));
         items.extend(prior.map(|(concept, value)| text(CONTAINS, concept, &value)));
         container(CONTAINS, QUALITATIVE_EVALUATIONS, None, items)
     }
@@ -397,7 +399,9 @@ impl NoduleReport<'_> {
 fn check_nodule(i: usize, n: &NoduleFinding) -> Result<(), WriteError> {
     check_uid(format!("findings.nodules[{i}].tracking_uid"), &n.tracking_uid)?;
     // The tracking UID is what ties the nodule's groups here to the prior report's.
-    if let Some(prior) = n.change.as_ref().map(|c| &c.prior).filter(|p| p.tracking_uid != n.tracking_uid) {
+    // (One found on the prior's CT only now had none there.)
+    let matched = n.change.as_ref().filter(|c| !c.found_on_prior_ct).map(|c| &c.prior);
+    if let Some(prior) = matched.filter(|p| p.tracking_uid != n.tracking_uid) {
         let reason = format!("a matched nodule keeps the prior's tracking UID ({})", prior.tracking_uid);
         return Err(invalid(&format!("findings.nodules[{i}].tracking_uid"), &n.tracking_uid, reason));
     }
@@ -475,6 +479,20 @@ fn prior_texts(p: &PriorComparison) -> Vec<(Code, String)> {
     let mut texts = vec![(PRIOR_STUDY, comparison)];
     texts.extend(p.unmatched_prior.iter().map(|u| (PRIOR_UNMATCHED, unmatched_text(u))));
     texts
+}
+
+/// Per nodule the prior's findings missed but its CT shows: that its prior values were
+/// measured now, on the prior's CT.
+fn lookback_texts(nodules: &[NoduleFinding]) -> impl Iterator<Item = (Code, String)> + '_ {
+    nodules.iter().filter_map(|n| n.change.as_ref().filter(|c| c.found_on_prior_ct).map(|c| (n.id, &c.prior))).map(|(id, p)| {
+        let text = format!(
+            "Nodule {id} is not in the prior's findings; measured now on the prior CT where the registration places it: {}, mean diameter {:.1} mm, {:.0} mm3",
+            p.density.label(),
+            p.mean_diameter_mm,
+            p.volume_mm3
+        );
+        (PRIOR_LOOKBACK, text)
+    })
 }
 
 fn unmatched_text(u: &UnmatchedPrior) -> String {

@@ -176,6 +176,23 @@ fn prior_nodule(id: u32, tracking_uid: String, n: &NoduleFinding, smaller_mm: f6
     }
 }
 
+/// [`follow_up`] with nodule 2 not new after all: the prior's findings missed it, but its CT
+/// shows it, as large as now (stable).
+pub fn found_on_prior_ct(f: StudyFindings) -> StudyFindings {
+    let mut f = follow_up(f);
+    let prior_exam = f.prior.as_ref().unwrap();
+    let (date, interval_days) = (prior_exam.study_date.clone(), prior_exam.interval_days);
+    let n = &mut f.nodules[1];
+    let mut seen = change(n, prior_nodule(0, String::new(), n, 0.0), date, interval_days);
+    seen.found_on_prior_ct = true;
+    n.status = Status::Stable;
+    n.lung_rads = assess(n.measurements.mean_diameter_mm, Status::Stable, Some(previous(&seen)));
+    n.change = Some(seen);
+    f.exam.lung_rads = f.nodules.iter().map(|n| n.lung_rads.category).max().unwrap_or(Category::One);
+    f.exam.management = f.exam.lung_rads.management().into();
+    f
+}
+
 fn change(n: &NoduleFinding, prior: PriorNodule, date: Option<String>, interval_days: Option<f64>) -> NoduleChange {
     let volume = n.measurements.volume_mm3;
     let volume_change = interval_days.and_then(|days| growth::volume_change(prior.volume_mm3, volume, days));
@@ -199,6 +216,7 @@ fn change(n: &NoduleFinding, prior: PriorNodule, date: Option<String>, interval_
             volume_mm3: prior.volume_mm3,
         }],
         prior,
+        found_on_prior_ct: false,
     }
 }
 

@@ -46,8 +46,12 @@ pub struct Link {
     pub expected_prior: Option<u32>,
     /// Whether the truth calls it new (or its prior nodule went unreported).
     pub truly_new: bool,
+    /// Whether the truth has a prior nodule for it (reported by pulmo on the prior or not).
+    pub had_prior: bool,
     /// The prior finding pulmo matched it to.
     pub linked_prior: Option<u32>,
+    /// pulmo found it on the prior's CT, its prior findings having missed it.
+    pub found_on_prior_ct: bool,
     pub correct: bool,
     pub true_vdt_days: Option<f64>,
     pub true_volume_ratio: Option<f64>,
@@ -103,7 +107,8 @@ fn link(prior_truth: &Truth, prior_match: &StudyMatch, truth: &Truth, n: &Nodule
         let row = prior_match.truth.iter().find(|r| r.id == id)?;
         row.found.as_ref().map(|f| f.finding_id)
     });
-    let linked_prior = finding.change.as_ref().map(|c| c.prior.id);
+    let found_on_prior_ct = finding.change.as_ref().is_some_and(|c| c.found_on_prior_ct);
+    let linked_prior = finding.change.as_ref().filter(|c| !c.found_on_prior_ct).map(|c| c.prior.id);
     let vdt_days = match finding.change.as_ref().and_then(|c| c.volume_change) {
         Some(VolumeChange::Growing { doubling_time_days }) => Some(doubling_time_days),
         _ => None,
@@ -114,9 +119,15 @@ fn link(prior_truth: &Truth, prior_match: &StudyMatch, truth: &Truth, n: &Nodule
         mean_diameter_mm: n.mean_diameter_mm,
         expected_prior,
         truly_new: expected_prior.is_none(),
+        had_prior: prior_id.is_some(),
         linked_prior,
-        // A nodule whose prior went unreported is right to be new, wrong to be linked.
-        correct: linked_prior == expected_prior,
+        found_on_prior_ct,
+        // A nodule whose prior went unreported is right to be new or found on the prior's CT,
+        // wrong to be linked; a truly new one is wrong to be found there.
+        correct: match found_on_prior_ct {
+            true => prior_id.is_some() && expected_prior.is_none(),
+            false => linked_prior == expected_prior,
+        },
         true_vdt_days: n.growth.as_ref().and_then(|g| g.vdt_days),
         true_volume_ratio: n.growth.as_ref().map(|g| g.volume_ratio),
         vdt_days,
@@ -158,8 +169,7 @@ fn truth_category(prior_truth: &Truth, prior_id: Option<u32>, n: &NoduleTruth, i
 pub fn markdown(runs: &[PairRun], real: &[PairRun], command: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Produced by `{command}`.\n");
-    let shifts: Vec<f64> = runs.iter().map(|r| vec3::norm(r.motion.translation_mm)).collect();
-    let angles: Vec<f64> = runs.iter().map(|r| r.motion.rotation_deg.iter().map(|a| a.abs()).fold(0.0, f64::max)).collect();
+    let (shifts, angles) = motion_ranges(runs);
     let _ = writeln!(
         out,
         "### Set\n\n{} phantom pairs (prior + follow-up); shifts {:.1}-{:.1} mm, largest rotation per pair {:.1}-{:.1} degrees; intervals {}-{} days; {} true nodules of the follow-ups reported by pulmo.\n",
@@ -171,16 +181,25 @@ pub fn markdown(runs: &[PairRun], real: &[PairRun], command: &str) -> String {
     );
     sections(&mut out, runs, "###");
     if !real.is_empty() {
+        let (shifts, angles) = motion_ranges(real);
         let _ = writeln!(
             out,
-            "### Real CT with inserted nodules\n\n{} pairs: nodules inserted into the real tcga-thca-wholebody series, then grown (or resolved, or new) and inserted again into the same series {} days later. The anatomy does not move between the two exams (one real exam is the background of both), so these pairs test matching, growth and VDT on real lungs, and the registration's staying put; motion is the phantom pairs' to test. {} true nodules of the follow-ups reported by pulmo.\n",
+            "### Real CT with inserted nodules\n\n{} pairs: nodules inserted into the real tcga-thca-wholebody series; the follow-up {} days later is the same real exam resampled under a drawn rigid motion and S-I breathing scale (rotation and scale about the lungs' centroid; shifts {:.1}-{:.1} mm, largest rotation per pair {:.1}-{:.1} degrees), with the nodules moved along, grown (or resolved), and new ones inserted. These pairs test registration, matching, growth and VDT on real lungs. {} true nodules of the follow-ups reported by pulmo.\n",
             real.len(),
             real.iter().map(|r| r.interval_days).max().unwrap_or(0),
+            min(&shifts), max(&shifts), min(&angles), max(&angles),
             real.iter().map(|r| r.links.len()).sum::<usize>()
         );
         sections(&mut out, real, "####");
     }
     out
+}
+
+/// Per pair: the shift's length (mm) and the largest Euler angle (degrees) of the true motion.
+fn motion_ranges(runs: &[PairRun]) -> (Vec<f64>, Vec<f64>) {
+    let shifts = runs.iter().map(|r| vec3::norm(r.motion.translation_mm)).collect();
+    let angles = runs.iter().map(|r| r.motion.rotation_deg.iter().map(|a| a.abs()).fold(0.0, f64::max)).collect();
+    (shifts, angles)
 }
 
 fn sections(out: &mut String, runs: &[PairRun], level: &str) {
@@ -213,8 +232,12 @@ fn matching_section(out: &mut String, links: &[&Link], level: &str) {
     for (name, v) in [("reported on both exams", &both), ("new (or prior unreported)", &new)] {
         let _ = writeln!(out, "| {name} | {} | {} | {} |", v.len(), ok(v), pct(ok(v), v.len()));
     }
+    let unreported: Vec<&&Link> = new.iter().copied().filter(|l| l.had_prior).collect();
+    let found = unreported.iter().filter(|l| l.found_on_prior_ct).count();
+    let _ = writeln!(out, "\nOf the {} whose prior nodule pulmo did not report on the prior, {found} were found on the prior's CT (followed from what was measured there); {} truly new nodules were wrongly found there.", unreported.len(), new.iter().filter(|l| !l.had_prior && l.found_on_prior_ct).count());
     for l in links.iter().filter(|l| !l.correct) {
-        let _ = writeln!(out, "\n- wrong: truth {} ({} {:.1} mm) linked to prior finding {:?}, expected {:?}", l.truth_id, kind_name(l.kind), l.mean_diameter_mm, l.linked_prior, l.expected_prior);
+        let how = if l.found_on_prior_ct { "found on the prior's CT" } else { "linked to prior finding" };
+        let _ = writeln!(out, "\n- wrong: truth {} ({} {:.1} mm) {how} {:?}, expected {:?}", l.truth_id, kind_name(l.kind), l.mean_diameter_mm, l.linked_prior, l.expected_prior);
     }
     let _ = writeln!(out);
 }
@@ -228,7 +251,7 @@ fn vdt_section(out: &mut String, links: &[&Link], level: &str) {
     let judged: Vec<f64> =
         growing.iter().filter_map(|l| Some(((l.vdt_days? - l.true_vdt_days?) / l.true_vdt_days?).abs() * 100.0)).collect();
     let growing = growing.len();
-    let _ = writeln!(out, "{level} Volume doubling time\n\nCorrectly matched nodules >= {VDT_MIN_DIAMETER_MM} mm whose true volume grew by >= {:.0}%: {} with a VDT from pulmo out of {growing} growing (goal: median error <= 10%).\n", VDT_MIN_VOLUME_CHANGE * 100.0, judged.len());
+    let _ = writeln!(out, "{level} Volume doubling time\n\nCorrectly followed nodules (matched, or found on the prior's CT) >= {VDT_MIN_DIAMETER_MM} mm whose true volume grew by >= {:.0}%: {} with a VDT from pulmo out of {growing} growing (goal: median error <= 10%).\n", VDT_MIN_VOLUME_CHANGE * 100.0, judged.len());
     let _ = writeln!(out, "| median error % | 90th percentile % |\n|---|---|\n| {} | {} |\n", q(&judged, 0.5), q(&judged, 0.9));
 }
 
