@@ -31,10 +31,7 @@ pub fn generate_follow_up(prior: &Truth, spec: &FollowUpSpec) -> Result<Phantom,
     let study = study_spec(prior, spec)?;
     let anatomy = Anatomy::new(model.anatomy_seed, model.body_size);
     let tubes = build_tubes(&anatomy, model.anatomy_seed);
-    let motion = spec.motion.unwrap_or_else(|| draw_motion(&mut seeds::rng(spec.seed, "follow-up/motion")));
-    let breathing = spec
-        .breathing_scale_si
-        .unwrap_or_else(|| seeds::rng(spec.seed, "follow-up/breathing").random_range(0.97..1.03));
+    let (motion, breathing) = motion_and_breathing(spec);
     let pose = moved(&prior.pose, &motion, breathing);
     let noise_seed = seeds::sub_seed(spec.seed, &format!("follow-up/noise/{}", prior.identity.study_instance_uid));
     let acq = Acquisition::planned(&study, &anatomy, &pose, noise_seed)?;
@@ -136,6 +133,15 @@ fn study_spec(prior: &Truth, spec: &FollowUpSpec) -> Result<PhantomSpec, Phantom
     };
     study.validate_acquisition()?;
     Ok(study)
+}
+
+/// The follow-up's rigid motion and S-I breathing scale: the spec's, or drawn from its seed.
+pub(crate) fn motion_and_breathing(spec: &FollowUpSpec) -> (RigidMotion, f64) {
+    let motion = spec.motion.unwrap_or_else(|| draw_motion(&mut seeds::rng(spec.seed, "follow-up/motion")));
+    let breathing = spec
+        .breathing_scale_si
+        .unwrap_or_else(|| seeds::rng(spec.seed, "follow-up/breathing").random_range(0.97..1.03));
+    (motion, breathing)
 }
 
 /// Uniform rotation axis and translation direction, magnitudes up to 10 degrees and 30 mm.

@@ -7,15 +7,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use pulmo_clinical::dates;
-use pulmo_volume::Affine;
 
 use crate::anatomy::Side;
-use crate::follow_up::{grow, matching, renumber, resolved_ids};
+use crate::follow_up::{grow, matching, motion_and_breathing, renumber, resolved_ids};
 use crate::generate::{nodule_truth, study_lung_rads};
 use crate::identity::StudyIdentity;
-use crate::math::{dist, IDENTITY};
-use crate::nodule::{self, Attachment};
+use crate::math::{add, dist, rotation_deg, sub, Mat3, Vec3};
+use crate::nodule::{self, Attachment, NoduleModel};
 use crate::render::NoduleRaster;
+use crate::resample::resample;
 use crate::scene::{Acquisition, PlacedNodule};
 use crate::seeds;
 use crate::nodule::NoduleRequest;
@@ -76,15 +76,31 @@ pub fn insert_into(
     let mut rng = seeds::rng(spec.seed, &format!("insertion/nodules/{source}"));
     let nodules = place_in_mask(&background, &site.mask, spec.nodule_count, &spec.nodules, &site.acq, &[], &mut rng)?;
     tracing::debug!(lung_voxels = site.lung_voxels, nodules = nodules.len(), "inserting nodules into background series");
-    let study = Study { kind: StudyKind::Insertion, label: "insertion", seed: spec.seed, date: header.study_date.clone() };
+    let study = Study {
+        kind: StudyKind::Insertion,
+        label: "insertion",
+        seed: spec.seed,
+        date: header.study_date.clone(),
+        pose: Pose::identity(),
+    };
     Ok(site.render(background, header, &nodules, &study, PhantomSpec { kvp: header.kvp.unwrap_or(spec.kvp), ..spec.clone() }, None))
 }
 
 /// A follow-up of the insertion `prior` into the same real series `background` (with the same
-/// `header`): the anatomy stays where it was (no motion: the background is one real exam), the
-/// prior's nodules come back grown by their volume doubling times, some resolved, and
-/// `spec.new_nodules` new ones are inserted. The truth's follow-up part is as for phantom
-/// follow-ups, with the identity as prior -> current transform.
+/// `header`): the prior's nodules come back grown by their volume doubling times, some
+/// resolved, and `spec.new_nodules` new ones are inserted.
+///
+/// The anatomy moves as between two exams: the background is resampled (trilinear, air from
+/// outside the scan) under the prior -> current transform
+/// `A(p) = c + t + R S (p - c)`, with R the motion's rotation (as in phantom follow-ups), S the
+/// S-I breathing scale, t the motion's shift, and c the centroid of the prior's lung mask
+/// (LPS): rotating and breathing about the lungs' own centre keeps them in the field of view,
+/// where a rotation about the volume's corner would swing them out. The motion and scale are
+/// `spec`'s or drawn as for phantom follow-ups; with no motion and a scale of 1 the real voxels
+/// are used as they are. The study's pose is A (its body frame is the prior's LPS), so each
+/// nodule is drawn at A(its prior centre) and turned by R. A motion that carries a prior
+/// nodule out of the lungs or the field of view is an error. The truth's follow-up part is as
+/// for phantom follow-ups, with A as prior -> current transform.
 pub fn insert_follow_up(
     prior: &Truth,
     background: Volume<i16>,
@@ -96,14 +112,18 @@ pub fn insert_follow_up(
     if prior.kind != StudyKind::Insertion || prior.geometry != *background.geometry() {
         return Err(PhantomError::Prior("an insertion follow-up needs an insertion into this same series as its prior".into()));
     }
-    if spec.motion.is_some_and(|m| m != RigidMotion { rotation_deg: [0.0; 3], translation_mm: [0.0; 3] }) {
-        return Err(PhantomError::InvalidOption { field: "motion", reason: "an insertion follow-up keeps the real anatomy in place".into() });
-    }
-    let site = Site::new(&background, header)?;
+    let (motion, breathing) = motion_and_breathing(spec);
+    let (background, site, pose) = moved_background(background, header, &motion, breathing)?;
     let resolved = resolved_ids(prior, spec, &mut seeds::rng(spec.seed, "follow-up/resolved"))?;
     let mut nodules = grow(prior, spec, &resolved, &mut seeds::rng(spec.seed, "follow-up/growth"))?;
+    check_still_in_lung(prior, &nodules, &pose, &background, &site, &motion)?;
     let mut rng = seeds::rng(spec.seed, "insertion-follow-up/new-nodules");
-    let newcomers = place_in_mask(&background, &site.mask, spec.new_nodules, &spec.new_nodule_requests, &site.acq, &nodules, &mut rng)?;
+    let taken: Vec<_> = nodules.iter().map(|n| (pose.body_to_lps.apply(n.centre_body), n.design.model.bounding_radius())).collect();
+    let mut newcomers = place_in_mask(&background, &site.mask, spec.new_nodules, &spec.new_nodule_requests, &site.acq, &taken, &mut rng)?;
+    let to_body = pose.body_to_lps.inverse().ok_or(PhantomError::Internal("follow-up pose is singular"))?;
+    for n in &mut newcomers {
+        n.centre_body = to_body.apply(n.centre_body);
+    }
     nodules.extend(newcomers);
     renumber(&mut nodules, spec.seed);
     let date = dates::add_days(&prior.identity.study_date, spec.interval_days as i64)
@@ -113,16 +133,74 @@ pub fn insert_follow_up(
         prior_series_instance_uid: prior.identity.series_instance_uid.clone(),
         prior_frame_of_reference_uid: prior.identity.frame_of_reference_uid.clone(),
         interval_days: spec.interval_days,
-        prior_to_current: Affine::IDENTITY,
-        motion: RigidMotion { rotation_deg: [0.0; 3], translation_mm: [0.0; 3] },
-        breathing_scale_si: 1.0,
+        prior_to_current: pose.body_to_lps,
+        motion,
+        breathing_scale_si: breathing,
         matching: matching(&nodules),
         resolved_prior_ids: resolved,
         spec: spec.clone(),
     };
-    let study = Study { kind: StudyKind::FollowUp, label: "insertion-follow-up", seed: spec.seed, date };
+    let study = Study { kind: StudyKind::FollowUp, label: "insertion-follow-up", seed: spec.seed, date, pose };
     let spec_out = PhantomSpec { seed: spec.seed, nodule_count: nodules.len(), nodules: Vec::new(), ..prior.spec.clone() };
     Ok(site.render(background, header, &nodules, &study, spec_out, Some(follow_up)))
+}
+
+/// The follow-up's background, its site, and its pose (prior LPS -> current LPS, see
+/// [`insert_follow_up`]). No motion keeps the real voxels untouched rather than interpolated.
+fn moved_background(
+    background: Volume<i16>,
+    header: &BackgroundHeader,
+    motion: &RigidMotion,
+    breathing: f64,
+) -> Result<(Volume<i16>, Site, Pose), PhantomError> {
+    let prior_site = Site::new(&background, header)?;
+    let pose = moved_about(mask_centroid(&background, &prior_site.mask), motion, breathing);
+    if motion.rotation_deg == [0.0; 3] && motion.translation_mm == [0.0; 3] && breathing == 1.0 {
+        return Ok((background, prior_site, pose));
+    }
+    let started = std::time::Instant::now();
+    let moved = resample(&background, &pose.body_to_lps)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), ?motion, breathing, "resampled the background under the follow-up motion");
+    let site = Site::new(&moved, header)?;
+    Ok((moved, site, pose))
+}
+
+/// The pose whose body -> LPS map is `p -> c + t + R S (p - c)`: rotation and S-I scale about
+/// `centre` (c), then the motion's shift (t).
+fn moved_about(centre: Vec3, motion: &RigidMotion, breathing: f64) -> Pose {
+    let rotation = rotation_deg(motion.rotation_deg);
+    let about_origin = Pose::new(rotation, [0.0; 3], breathing).body_to_lps;
+    let translation = sub(add(centre, motion.translation_mm), about_origin.apply(centre));
+    Pose::new(rotation, translation, breathing)
+}
+
+/// A grown prior nodule must still lie in the moved lungs and field of view (a ball of its
+/// prior size, which was placed with a margin): blended over chest wall or outside the scan
+/// it would make an image no scanner shows.
+fn check_still_in_lung(
+    prior: &Truth,
+    nodules: &[PlacedNodule],
+    pose: &Pose,
+    volume: &Volume<i16>,
+    site: &Site,
+    motion: &RigidMotion,
+) -> Result<(), PhantomError> {
+    for n in nodules {
+        let Some(prior_id) = n.growth.as_ref().map(|g| g.prior_id) else { continue };
+        let radius = prior.nodule(prior_id).map_or(0.0, |p| p.model.bounding_radius());
+        let centre = pose.body_to_lps.apply(n.centre_body);
+        if !(site.acq.contains_ball(centre, radius) && ball_in_mask(volume, &site.mask, centre, radius)) {
+            return Err(PhantomError::InvalidOption {
+                field: "motion",
+                reason: format!(
+                    "{motion:?} (breathing {:.3}) carries prior nodule {prior_id} to LPS {centre:.1?} mm, out of the \
+                     lung mask or the field of view; choose another motion or seed",
+                    pose.breathing_scale_si
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn isolated_only(requests: &[NoduleRequest]) -> Result<(), PhantomError> {
@@ -141,6 +219,8 @@ struct Study {
     label: &'static str,
     seed: u64,
     date: String,
+    /// Nodule centres (in the prior's LPS, the insertion's body frame) -> this study's LPS.
+    pose: Pose,
 }
 
 /// The real series as insertion sees it: its acquisition and threshold lung mask.
@@ -184,15 +264,17 @@ impl Site {
         follow_up: Option<FollowUpTruth>,
     ) -> Phantom {
         let mut volume = background;
+        let pose = &study.pose;
         for n in nodules {
-            blend(&mut volume, &self.mask, n, &self.acq);
+            blend(&mut volume, &self.mask, &n.design.model, pose.body_to_lps.apply(n.centre_body), &pose.rotation, &self.acq);
         }
-        let centre_x = mask_centre_x(&volume, &self.mask);
+        let centre_x = mask_centroid(&volume, &self.mask)[0];
         let truths: Vec<_> = nodules
             .iter()
             .map(|n| {
-                let lung = if n.centre_body[0] < centre_x { Side::Right } else { Side::Left };
-                nodule_truth(n, n.centre_body, &IDENTITY, &self.acq, Some(lung))
+                let centre = pose.body_to_lps.apply(n.centre_body);
+                let lung = if centre[0] < centre_x { Side::Right } else { Side::Left };
+                nodule_truth(n, centre, &pose.rotation, &self.acq, Some(lung))
             })
             .collect();
         let source = header.source_series_instance_uid.clone().unwrap_or_default();
@@ -216,7 +298,7 @@ impl Site {
             slice_thickness_mm: self.acq.thickness,
             identity: identity.clone(),
             patient_model: None,
-            pose: Pose::identity(),
+            pose: study.pose,
             lung_rads: study_lung_rads(&truths),
             nodules: truths,
             follow_up,
@@ -244,26 +326,27 @@ pub fn lung_mask(volume: &Volume<i16>) -> Vec<bool> {
     components.select(|id| components.sizes[id as usize] * 5 >= largest)
 }
 
-fn mask_centre_x(volume: &Volume<i16>, mask: &[bool]) -> f64 {
+/// Mean LPS position of the mask's voxels.
+fn mask_centroid(volume: &Volume<i16>, mask: &[bool]) -> Vec3 {
     let [_, ny, nx] = volume.dims();
-    let (mut sum, mut n) = (0.0, 0usize);
+    let (mut sum, mut n) = ([0.0; 3], 0usize);
     for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
         let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
-        sum += volume.voxel_lps([z, y, x])[0];
+        sum = add(sum, volume.voxel_lps([z, y, x]));
         n += 1;
     }
-    sum / n.max(1) as f64
+    sum.map(|s| s / n.max(1) as f64)
 }
 
 /// Designs and places `count` isolated nodules deep in the lung mask, apart from each other and
-/// from the `existing` ones.
+/// from the `taken` balls (LPS centre, radius mm). The nodules' centres are in `volume`'s LPS.
 fn place_in_mask(
     volume: &Volume<i16>,
     mask: &[bool],
     count: usize,
     requests: &[NoduleRequest],
     acq: &Acquisition,
-    existing: &[PlacedNodule],
+    taken: &[(Vec3, f64)],
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<PlacedNodule>, PhantomError> {
     let lung: Vec<usize> = mask.iter().enumerate().filter(|(_, m)| **m).map(|(i, _)| i).collect();
@@ -284,8 +367,9 @@ fn place_in_mask(
                     volume.geometry().index_to_lps([z as f64 + jitter[0], y as f64 + jitter[1], x as f64 + jitter[2]]);
                 let apart = placed
                     .iter()
-                    .chain(existing)
-                    .all(|p| dist(p.centre_body, c) > radius + p.design.model.bounding_radius() + 6.0);
+                    .map(|p| (p.centre_body, p.design.model.bounding_radius()))
+                    .chain(taken.iter().copied())
+                    .all(|(centre, r)| dist(centre, c) > radius + r + 6.0);
                 if apart && acq.contains_ball(c, radius + 2.0) && ball_in_mask(volume, mask, c, radius + LUNG_MARGIN_MM)
                 {
                     found = Some(PlacedNodule { id: index as u32 + 1, design, centre_body: c, growth: None });
@@ -327,10 +411,11 @@ fn ball_in_mask(volume: &Volume<i16>, mask: &[bool], c: [f64; 3], radius: f64) -
     each_ball_voxel(volume, c, radius, |o| mask[o])
 }
 
-fn blend(volume: &mut Volume<i16>, mask: &[bool], n: &PlacedNodule, acq: &Acquisition) {
-    let model = &n.design.model;
+/// Adds `model`'s contrast, centred at the LPS point `centre` and turned by `rotation`, to the
+/// real voxels.
+fn blend(volume: &mut Volume<i16>, mask: &[bool], model: &NoduleModel, centre: Vec3, rotation: &Mat3, acq: &Acquisition) {
     let (mut sum, mut count) = (0.0, 0usize);
-    each_ball_voxel(volume, n.centre_body, model.bounding_radius() + LUNG_MARGIN_MM, |o| {
+    each_ball_voxel(volume, centre, model.bounding_radius() + LUNG_MARGIN_MM, |o| {
         if mask[o] {
             sum += volume.data()[o] as f64;
             count += 1;
@@ -338,7 +423,7 @@ fn blend(volume: &mut Volume<i16>, mask: &[bool], n: &PlacedNodule, acq: &Acquis
         true
     });
     let mu = sum / count.max(1) as f64;
-    let raster = NoduleRaster::new(model, n.centre_body, &IDENTITY, &acq.geometry, acq.dims, acq.thickness);
+    let raster = NoduleRaster::new(model, centre, rotation, &acq.geometry, acq.dims, acq.thickness);
     for k in raster.slices() {
         let slice = volume.slice_mut(k);
         raster.for_slice(k, |i, main, core| {

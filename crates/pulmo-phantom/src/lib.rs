@@ -26,6 +26,7 @@ pub mod measure;
 mod nodule;
 mod placement;
 mod render;
+mod resample;
 mod scene;
 mod seeds;
 mod spec;

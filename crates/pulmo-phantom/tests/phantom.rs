@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use dicom_dictionary_std::tags;
+use pulmo_volume::Volume;
 use pulmo_phantom::{
     generate, generate_follow_up, insert_into, lung_mask, write_study, Attachment, BackgroundHeader, FollowUpSpec,
     LungRads, NoduleKind, NoduleRequest, NoduleShape, Phantom, PhantomSpec, RigidMotion, StudyKind, Truth,
@@ -155,9 +156,7 @@ fn follow_up_moves_grows_and_matches_nodules() {
     let centre = prior.pose.translation_mm;
     let moved_centre = fu.prior_to_current.apply(centre);
     assert!(dist(moved_centre, [centre[0] + 12.0, centre[1] - 8.0, centre[2] + 20.0]) < 1e-9);
-    let m = fu.prior_to_current.linear;
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    let det = det(&fu.prior_to_current.linear);
     assert!((det - 1.02).abs() < 1e-9, "det {det}");
 }
 
@@ -225,19 +224,35 @@ fn inserted_nodules_sit_in_the_real_lungs() {
     assert!(insert_into(background, &header, &bad).is_err());
 }
 
-/// A follow-up of an insertion keeps the real anatomy in place: the prior's nodules return at
-/// their centres, grown by their doubling times, with the identity as transform; a resolved one
-/// is gone and a new one lies apart from the others; a motion is refused.
-#[test]
-fn insertion_follow_up_grows_the_nodules_in_place() {
+/// A background with no nodules of its own, and an insertion of 3 nodules into it.
+fn insertion(nodules: Vec<NoduleRequest>) -> (Volume<i16>, BackgroundHeader, Phantom) {
     let background = generate(&PhantomSpec { nodule_count: 0, ..small(51) }).unwrap().volume;
     let header = BackgroundHeader { source_series_instance_uid: Some("1.2.3.4".into()), ..Default::default() };
-    let prior = insert_into(background.clone(), &header, &PhantomSpec { seed: 3, nodule_count: 3, ..Default::default() }).unwrap();
-    let spec = FollowUpSpec { seed: 4, resolved: Some(vec![2]), vdt_days: [(1, Some(200.0)), (3, None)].into(), ..Default::default() };
+    let spec = PhantomSpec { seed: 3, nodule_count: 3, nodules, ..Default::default() };
+    let prior = insert_into(background.clone(), &header, &spec).unwrap();
+    (background, header, prior)
+}
+
+/// A follow-up of an insertion with no motion keeps the real voxels in place: the prior's
+/// nodules return at their centres, grown by their doubling times, with the identity as
+/// transform; a resolved one is gone and a new one lies apart from the others.
+#[test]
+fn insertion_follow_up_grows_the_nodules_in_place() {
+    let (background, header, prior) = insertion(Vec::new());
+    let still = RigidMotion { rotation_deg: [0.0; 3], translation_mm: [0.0; 3] };
+    let spec = FollowUpSpec {
+        seed: 4,
+        motion: Some(still),
+        breathing_scale_si: Some(1.0),
+        resolved: Some(vec![2]),
+        vdt_days: [(1, Some(200.0)), (3, None)].into(),
+        ..Default::default()
+    };
     let later = pulmo_phantom::insert_follow_up(&prior.truth, background.clone(), &header, &spec).unwrap();
     let fu = later.truth.follow_up.as_ref().unwrap();
     assert_eq!(later.truth.kind, StudyKind::FollowUp);
     assert_eq!(fu.prior_to_current, pulmo_volume::Affine::IDENTITY);
+    assert_eq!((fu.motion, fu.breathing_scale_si), (still, 1.0));
     assert_eq!(fu.resolved_prior_ids, [2]);
     assert_eq!(later.truth.nodules.len(), 3, "two survivors and one new nodule");
     for m in &fu.matching {
@@ -252,8 +267,115 @@ fn insertion_follow_up_grows_the_nodules_in_place() {
         }
     }
     assert_eq!(pulmo_clinical::dates::days_between(&prior.truth.identity.study_date, &later.truth.identity.study_date), Some(365));
-    let moved = FollowUpSpec { motion: Some(RigidMotion { rotation_deg: [0.0; 3], translation_mm: [5.0, 0.0, 0.0] }), ..spec };
-    assert!(pulmo_phantom::insert_follow_up(&prior.truth, background, &header, &moved).is_err());
+    // Not resampled: away from the nodules (and their slice profile) every voxel is the real one.
+    let changed: Vec<usize> = (0..background.len()).filter(|i| background.data()[*i] != later.volume.data()[*i]).collect();
+    assert!(!changed.is_empty());
+    for i in changed {
+        let lps = voxel_lps(&later.volume, i);
+        assert!(later.truth.nodules.iter().any(|n| dist(lps, n.centre_lps_mm) < n.model.bounding_radius() + 5.0), "voxel {i} changed");
+    }
+}
+
+/// A follow-up of an insertion with motion: the real anatomy is resampled under the truth's
+/// prior -> current transform, and the prior's nodules are drawn where it takes them.
+#[test]
+fn insertion_follow_up_moves_the_real_anatomy() {
+    let solid = NoduleRequest { kind: Some(NoduleKind::Solid), diameter_mm: Some(10.0), ..Default::default() };
+    let (background, header, prior) = insertion(vec![solid; 3]);
+    let motion = RigidMotion { rotation_deg: [6.0, 0.0, 0.0], translation_mm: [12.0, 0.0, 0.0] };
+    let spec = FollowUpSpec {
+        seed: 4,
+        motion: Some(motion),
+        breathing_scale_si: Some(1.02),
+        resolved: Some(Vec::new()),
+        vdt_days: [(1, None), (2, None), (3, None)].into(),
+        ..Default::default()
+    };
+    let later = pulmo_phantom::insert_follow_up(&prior.truth, background.clone(), &header, &spec).unwrap();
+    let fu = later.truth.follow_up.as_ref().unwrap();
+    let a = fu.prior_to_current;
+    assert_eq!((fu.motion, fu.breathing_scale_si), (motion, 1.02));
+    assert!((det(&a.linear) - 1.02).abs() < 1e-9);
+    let mask = lung_mask(&later.volume);
+    for m in fu.matching.iter().filter(|m| m.prior.is_some()) {
+        let n = later.truth.nodule(m.current).unwrap();
+        let p = prior.truth.nodule(m.prior.unwrap()).unwrap();
+        assert!(dist(a.apply(p.centre_lps_mm), n.centre_lps_mm) < 1e-6, "nodule {}", p.id);
+        assert!(dist(p.centre_lps_mm, n.centre_lps_mm) > 11.0, "nodule {} did not move", p.id);
+        let expect = later.volume.geometry().lps_to_index(n.centre_lps_mm);
+        assert!(dist(n.centre_voxel_zyx, expect) < 1e-9);
+        let lung = shell_mean(&later.volume, &mask, n.centre_lps_mm, n.model.bounding_radius() + 3.0);
+        let contrast = ball_mean(&later.volume, n.centre_lps_mm, 3.0) - lung;
+        assert!(contrast > 0.5 * (n.hu - lung), "nodule {}: {contrast:.0} HU over the lung at its new centre", p.id);
+    }
+    // The background is the prior's real voxels at A^-1 x away from the nodules: in the lungs,
+    // and where a prior nodule was (nothing is left drawn there).
+    let far = |lps| later.truth.nodules.iter().all(|n| dist(lps, n.centre_lps_mm) > n.model.bounding_radius() + 8.0);
+    let vacated: Vec<[f64; 3]> = prior.truth.nodules.iter().map(|p| p.centre_lps_mm).filter(|c| far(*c)).collect();
+    assert!(!vacated.is_empty());
+    let back = a.inverse().unwrap();
+    let (mut lung, mut old_places) = (0, 0);
+    for (i, &in_lung) in mask.iter().enumerate() {
+        let lps = voxel_lps(&later.volume, i);
+        let old_place = vacated.iter().any(|c| dist(*c, lps) < 4.0);
+        if !(old_place || i % 7 == 0 && in_lung) || !far(lps) {
+            continue;
+        }
+        let want = trilinear(&background, background.geometry().lps_to_index(back.apply(lps))).unwrap();
+        let got = later.volume.data()[i] as f64;
+        assert!((got - want).abs() <= 0.51, "voxel {i}: {got} HU, the prior's background there is {want:.1}");
+        (lung, old_places) = (lung + !old_place as usize, old_places + old_place as usize);
+    }
+    assert!(lung > 1000 && old_places > 0, "only {lung} lung voxels and {old_places} at vacated places checked");
+}
+
+fn voxel_lps(v: &Volume<i16>, i: usize) -> [f64; 3] {
+    let [_, ny, nx] = v.dims();
+    v.voxel_lps([i / (ny * nx), (i / nx) % ny, i % nx])
+}
+
+/// `v` at the continuous index `p` (z, y, x): the 8 neighbours weighted by the opposite box.
+fn trilinear(v: &Volume<i16>, p: [f64; 3]) -> Option<f64> {
+    let d = v.dims();
+    if (0..3).any(|a| !(0.0..=(d[a] - 1) as f64).contains(&p[a])) {
+        return None;
+    }
+    let mut sum = 0.0;
+    for corner in 0..8 {
+        let (mut w, mut idx) = (1.0, [0usize; 3]);
+        for a in 0..3 {
+            let (lo, up) = (p[a].floor(), (corner >> a) & 1 == 1);
+            w *= if up { p[a] - lo } else { 1.0 - (p[a] - lo) };
+            idx[a] = ((lo as usize) + up as usize).min(d[a] - 1);
+        }
+        sum += w * *v.get(idx).unwrap() as f64;
+    }
+    Some(sum)
+}
+
+/// Mean HU of the voxels within `radius` mm of `c` (at least the nearest one).
+fn ball_mean(v: &Volume<i16>, c: [f64; 3], radius: f64) -> f64 {
+    let near: Vec<f64> = (0..v.len()).filter(|i| dist(voxel_lps(v, *i), c) <= radius).map(|i| v.data()[i] as f64).collect();
+    if near.is_empty() {
+        let idx = v.geometry().lps_to_index(c).map(|x| x.round() as usize);
+        return *v.get(idx).unwrap() as f64;
+    }
+    near.iter().sum::<f64>() / near.len() as f64
+}
+
+/// Mean HU of the lung-mask voxels between `inner` and `inner + 7` mm from `c`.
+fn shell_mean(v: &Volume<i16>, mask: &[bool], c: [f64; 3], inner: f64) -> f64 {
+    let lung: Vec<f64> = (0..v.len())
+        .filter(|i| mask[*i] && (inner..inner + 7.0).contains(&dist(voxel_lps(v, *i), c)))
+        .map(|i| v.data()[i] as f64)
+        .collect();
+    assert!(lung.len() > 10, "{} lung voxels around {c:?}", lung.len());
+    lung.iter().sum::<f64>() / lung.len() as f64
+}
+
+fn det(m: &[[f64; 3]; 3]) -> f64 {
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
 #[test]

@@ -112,8 +112,9 @@ fn run_follow_up(pipeline: &Pipeline, seeds: &[u64], nodules: usize, out: &Path,
     Ok(())
 }
 
-/// Seeds of the follow-ups made by insertion into the real TCGA series (none used elsewhere).
-const REAL_FOLLOW_UP_SEEDS: [u64; 4] = [7000, 7001, 7002, 7003];
+/// Seeds of the follow-ups made by insertion into the real TCGA series (none used elsewhere);
+/// eight, so that enough grown nodules qualify for the VDT statistic.
+const REAL_FOLLOW_UP_SEEDS: [u64; 8] = [7000, 7001, 7002, 7003, 7004, 7005, 7006, 7007];
 
 /// A prior and its follow-up (180 or 365 days later), both written as DICOM and read back,
 /// the prior analysed alone and the follow-up against it.
@@ -124,8 +125,9 @@ fn pair_run(pipeline: &Pipeline, seed: u64, nodules: usize, out: &Path) -> Resul
     compare_pair(pipeline, &prior, &current, &out.join(format!("pair-{seed}")))
 }
 
-/// Four nodules inserted into the real series, and a year later the same series with them
-/// grown (or resolved) and one new.
+/// Four nodules inserted into the real series, and a year later the same exam resampled under a
+/// drawn rigid motion and S-I breathing scale (as phantom follow-ups move), with the nodules
+/// moved along, grown (or resolved), and one new.
 fn real_pair_run(pipeline: &Pipeline, ct: &pulmo_dicom::CtSeries, seed: u64, out: &Path) -> Result<Option<PairRun>> {
     let header = super::phantom::background_header(ct);
     let prior = pulmo_phantom::insert_into(ct.volume.clone(), &header, &PhantomSpec { seed, nodule_count: 4, ..PhantomSpec::default() })?;
