@@ -102,8 +102,10 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
     lung_rads::assess(&lung_rads_nodule(m, &Followed { status: Status::Baseline, change: None })).category
 }
 
-/// Lung-RADS sees type, size, status and the previous exam. pulmo does not judge margins yet,
-/// so neither the juxtapleural benign-shape rule (category 2 below 10 mm) nor 4X is applied.
+/// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
+/// feature that makes category 3 or 4 into 4X (never, while pulmo does not call spiculation).
+/// The juxtapleural benign-shape rule (category 2 below 10 mm) is not applied: pulmo does not
+/// judge the shape of a nodule on the pleura.
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
     let previous = followed.change.as_ref().map(|c| Previous {
         category: c.prior.lung_rads,
@@ -116,7 +118,7 @@ fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule 
         mean_diameter_mm: m.mean_diameter_mm,
         solid_component_mm: m.solid_core.map_or(0.0, |c| c.mean_diameter_mm),
         status: followed.status,
-        features: Features { benign: m.calcified, juxtapleural_benign_shape: false, suspicious: false },
+        features: Features { benign: m.calcified, juxtapleural_benign_shape: false, suspicious: m.spiculated == Some(true) },
         previous,
     }
 }

@@ -6,9 +6,10 @@
 //! [`lung`] (left and right lung masks, airways excluded, zones, emphysema), [`candidates`]
 //! (blobs in the lungs, for sensitivity), [`detect`] (the false-positive reduction CNN),
 //! [`nodule`] (one nodule's voxels, cut from vessels and chest wall), [`measure`] (what is
-//! reported about it), [`findings`] (the clinical rules applied), [`follow_up`] (matching with
-//! the prior's nodules, growth and doubling time), [`registration`] (the prior study's
-//! coordinates mapped into the current one's: global affine, local refinement).
+//! reported about it; [`spiculation`] reads its margin), [`findings`] (the clinical rules
+//! applied), [`follow_up`] (matching with the prior's nodules, growth and doubling time),
+//! [`registration`] (the prior study's coordinates mapped into the current one's: global
+//! affine, local refinement).
 
 pub mod candidates;
 pub mod detect;
@@ -19,6 +20,7 @@ pub mod measure;
 pub mod nodule;
 pub mod pipeline;
 pub mod registration;
+pub mod spiculation;
 
 pub use candidates::{find_candidates, Candidate};
 pub use findings::{assess, Measured, NoduleFinding, PatientFacts};

@@ -8,6 +8,7 @@ use pulmo_volume::{mask, vec3, Geometry, Vec3, Volume};
 pub use pulmo_findings::{HuStats, Measurements, SolidCore};
 
 use crate::nodule::NoduleMask;
+use crate::spiculation;
 
 /// Calcified: density at or above this, HU (bone-like; soft tissue is below 100), over the
 /// whole nodule or at its centre (a small calcification's rim is partial volume with lung).
@@ -30,22 +31,27 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
     let solid_fraction = core.map_or(0.0, |c| (c.volume_mm3 / volume_mm3.max(f64::MIN_POSITIVE)).min(1.0));
     let hu = hu_stats(nodule);
     let surface = surface(nodule, geometry);
+    let density = Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm), interior_solid_share(nodule));
+    let mean_diameter_mm = mean_diameter(axes.long, axes.short);
+    // A ground-glass margin is too faint to tell strands from noise and vessels.
+    let spicules = (density != Density::GroundGlass).then(|| spiculation::count(nodule, geometry.spacing)).flatten();
     let measurements = Measurements {
         centre_lps_mm: centre(nodule, geometry),
         long_axis_mm: axes.long,
         short_axis_mm: axes.short,
         long_axis_lps_mm: axes.long_line,
         short_axis_lps_mm: axes.short_line,
-        mean_diameter_mm: mean_diameter(axes.long, axes.short),
+        mean_diameter_mm,
         axial_plane_z_mm: axes.plane_z,
         longest_diameter_3d_mm: longest_3d(nodule, geometry),
         volume_mm3,
         mass_mg: mass(nodule, voxel_mm3),
-        density: Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm), interior_solid_share(nodule)),
+        density,
         solid_core: core,
         solid_fraction,
         sphericity: surface.sphericity(),
         spiculated: None,
+        spicules,
         calcified: hu.mean.max(nodule.tissue_hu) >= CALCIFIED_MIN_HU,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,

@@ -77,11 +77,14 @@ impl NoduleMask {
     /// radius of margin all round, so what reaches it is larger than the blob that was seeded:
     /// a vessel tree or a wall the region grew into, not one nodule.
     pub fn reaches_box_border(&self) -> bool {
+        (0..self.inside.len()).any(|i| self.inside[i] && self.on_box_face(i))
+    }
+
+    /// Whether box voxel `i` lies on a face of the box.
+    pub fn on_box_face(&self, i: usize) -> bool {
         let [nz, ny, nx] = self.dims;
-        (0..self.inside.len()).filter(|&i| self.inside[i]).any(|i| {
-            let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
-            z == 0 || y == 0 || x == 0 || z + 1 == nz || y + 1 == ny || x + 1 == nx
-        })
+        let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
+        z == 0 || y == 0 || x == 0 || z + 1 == nz || y + 1 == ny || x + 1 == nx
     }
 }
 

@@ -397,6 +397,37 @@ mod tests {
         assert_eq!(assess(&n).category, Two, "4X only upgrades 3 and 4");
     }
 
+    /// Spiculation (a suspicious feature) makes 3, 4A and 4B into 4X, under every rule set,
+    /// and leaves 1 and 2 alone.
+    #[test]
+    fn suspicious_features_make_three_and_four_into_4x() {
+        let table = [
+            ((Density::Solid, 5.9, 5.9, Status::Baseline), Two, Two),
+            ((Density::Solid, 6.0, 6.0, Status::Baseline), Three, FourX),
+            ((Density::Solid, 8.0, 8.0, Status::Baseline), FourA, FourX),
+            ((Density::Solid, 15.0, 15.0, Status::Baseline), FourB, FourX),
+            ((Density::PartSolid, 5.9, 5.0, Status::Baseline), Two, Two),
+            ((Density::PartSolid, 12.0, 5.9, Status::Baseline), Three, FourX),
+            ((Density::PartSolid, 12.0, 6.0, Status::Baseline), FourA, FourX),
+            ((Density::PartSolid, 12.0, 8.0, Status::Baseline), FourB, FourX),
+            ((Density::GroundGlass, 29.9, 0.0, Status::Baseline), Two, Two),
+            ((Density::GroundGlass, 30.0, 0.0, Status::Baseline), Three, FourX),
+            ((Density::Solid, 4.0, 4.0, Status::New), Three, FourX),
+            ((Density::Solid, 3.0, 3.0, Status::Growing), FourA, FourX),
+        ];
+        for ((density, size, part, status), plain, with) in table {
+            let mut n = nodule(density, size, part, status);
+            assert_eq!(assess(&n).category, plain, "{density:?} {size}/{part} {status:?}");
+            n.features.suspicious = true;
+            let a = assess(&n);
+            assert_eq!(a.category, with, "{density:?} {size}/{part} {status:?}, suspicious");
+            assert_eq!(a.reason.contains("suspicious"), with == FourX, "{}", a.reason);
+        }
+        let mut benign = nodule(Density::Solid, 20.0, 20.0, Status::Baseline);
+        benign.features = Features { benign: true, suspicious: true, ..Features::default() };
+        assert_eq!(assess(&benign).category, One, "benign calcification outranks spiculation");
+    }
+
     #[test]
     fn exam_takes_the_most_suspicious_nodule() {
         assert_eq!(exam_category(&[]), One);

@@ -330,6 +330,7 @@ mod tests {
                 density: Density::Solid,
                 sphericity: 1.0,
                 spiculated: None,
+                spicules: None,
                 calcified: false,
                 juxtapleural: false,
             },

@@ -240,6 +240,7 @@ mod tests {
             density,
             sphericity: 1.0,
             spiculated: None,
+            spicules: None,
             calcified: false,
             juxtapleural: false,
         }

@@ -83,6 +83,7 @@ fn nodule(ct: &CtSeries, id: u32, ball: &Ball) -> NoduleFinding {
         density: Density::Solid,
         sphericity: 1.0,
         spiculated: None,
+        spicules: None,
         calcified: false,
         juxtapleural: false,
     };

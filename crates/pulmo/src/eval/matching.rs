@@ -20,8 +20,11 @@ pub struct TruthRow {
     pub attachment: String,
     pub mean_diameter_mm: f64,
     pub volume_mm3: f64,
-    /// Truth Lung-RADS from type and size (pulmo does not judge margins, so no 4X).
+    /// Truth Lung-RADS under the baseline rules: 4X for a spiculated nodule of category 3 or 4.
     pub lung_rads: String,
+    /// Truth Lung-RADS from type and size alone (what pulmo, which does not call spiculation,
+    /// is compared with).
+    pub lung_rads_size: String,
     pub found: Option<Found>,
 }
 
@@ -36,6 +39,8 @@ pub struct Found {
     pub volume_mm3: f64,
     pub density: pulmo_clinical::Density,
     pub lung_rads: String,
+    /// The spicules pulmo counted (`None` for ground glass).
+    pub spicules: Option<u32>,
 }
 
 /// A finding that names no truth nodule.
@@ -133,7 +138,8 @@ fn truth_row(study: u64, n: &NoduleTruth) -> TruthRow {
         attachment: format!("{:?}", n.attachment).to_lowercase(),
         mean_diameter_mm: n.mean_diameter_mm,
         volume_mm3: n.volume_mm3,
-        lung_rads: code(&n.lung_rads_size_category),
+        lung_rads: code(&n.lung_rads),
+        lung_rads_size: code(&n.lung_rads_size_category),
         found: None,
     }
 }
@@ -148,6 +154,7 @@ fn found(f: &NoduleFinding, distance_mm: f64) -> Found {
         volume_mm3: f.measurements.volume_mm3,
         density: f.measurements.density,
         lung_rads: f.lung_rads.category.code().to_string(),
+        spicules: f.measurements.spicules,
     }
 }
 

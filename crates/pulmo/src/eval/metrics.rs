@@ -88,6 +88,7 @@ mod tests {
             mean_diameter_mm: 8.0,
             volume_mm3: 268.0,
             lung_rads: "3".into(),
+            lung_rads_size: "3".into(),
             found: found.map(|p| Found {
                 finding_id: 1,
                 probability: p,
@@ -97,6 +98,7 @@ mod tests {
                 volume_mm3: 270.0,
                 density: pulmo_clinical::Density::Solid,
                 lung_rads: "3".into(),
+                spicules: Some(0),
             }),
         }
     }

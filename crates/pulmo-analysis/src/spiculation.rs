@@ -1,0 +1,144 @@
+//! Spicules: thin strands that leave a nodule's margin and end in the lung, counted on the CT
+//! around the segmentation (what a spiculation call, the Brock and Mayo input, would rest on).
+//!
+//! The vessel cut takes spicules off the nodule along with vessels; what tells them apart is
+//! where they go. A vessel runs on through the lung to the edge of the nodule's box (traced at
+//! a lower threshold, since vessels taper), a spicule ends in the lung a few millimetres out.
+//! pulmo reports the count but does not call a nodule spiculated from it yet: strands that are
+//! no spicules (a vessel's end, the pleura's partial volume) grow with the nodule's surface, so
+//! no threshold on the count separates the phantoms' shapes well enough (docs/accuracy.md).
+
+use pulmo_clinical::density::SOLID_COMPONENT_MIN_HU;
+use pulmo_volume::{mask, vec3, Vec3};
+
+use crate::nodule::NoduleMask;
+
+/// Strands are lung voxels at least this share of the lung-to-nodule contrast above lung
+/// (below the segmentation's half, since a spicule 1-2 mm thick is mostly partial volume),
+/// and at least `STRAND_NOISE` noise SDs above it, so that noise makes no strands.
+const STRAND_LEVEL: f64 = 0.25;
+const STRAND_NOISE: f64 = 4.0;
+/// A strand that joins, at this lower share (or three noise SDs, if more), something reaching
+/// the box's edge is a tapering vessel, not a spicule.
+const TRACE_LEVEL: f64 = 0.1;
+const TRACE_NOISE: f64 = 3.0;
+/// A spicule reaches at least this far beyond the nodule's surface, mm.
+const MIN_REACH_MM: f64 = 2.0;
+/// A spicule is thin: at most this much tissue, mm3 (more is a lobe, a vessel or a wall).
+const MAX_STRAND_MM3: f64 = 60.0;
+/// Below this lung-to-nodule contrast, HU, there is no margin to read; not assessed.
+const MIN_CONTRAST_HU: f64 = 100.0;
+
+/// A thin strand of tissue that touches the nodule, was cut off it, and ends in the lung:
+/// neither it nor what it joins at the trace level reaches the box's edge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Strand {
+    pub volume_mm3: f64,
+    /// Farthest distance of its voxels from the nodule's surface, mm.
+    pub reach_mm: f64,
+}
+
+impl Strand {
+    pub fn is_spicule(&self) -> bool {
+        self.reach_mm >= MIN_REACH_MM
+    }
+}
+
+/// The spicules of a segmented nodule; `None` when the contrast is too low to tell.
+pub fn count(nodule: &NoduleMask, spacing: Vec3) -> Option<u32> {
+    Some(strands(nodule, spacing)?.iter().filter(|s| s.is_spicule()).count() as u32)
+}
+
+/// The thin strands ending in the lung that touch the nodule (beyond its 26-neighbours, away
+/// from the chest wall); `None` when the contrast is too low to tell.
+pub fn strands(nodule: &NoduleMask, spacing: Vec3) -> Option<Vec<Strand>> {
+    let contrast = nodule.tissue_hu - nodule.lung_hu;
+    if contrast < MIN_CONTRAST_HU {
+        return None;
+    }
+    let dims = nodule.dims;
+    let near = dilate26(&nodule.inside, dims);
+    let wall: Vec<bool> = (0..near.len()).map(|i| !nodule.lung[i] && f64::from(nodule.hu[i]) >= SOLID_COMPONENT_MIN_HU).collect();
+    let by_wall = dilate26(&wall, dims);
+    let above = |share: f64| {
+        let threshold = (nodule.lung_hu + share * contrast) as f32;
+        (0..near.len()).map(|i| nodule.lung[i] && !near[i] && !by_wall[i] && nodule.hu[i] >= threshold).collect::<Vec<bool>>()
+    };
+    let noise = lung_noise(nodule);
+    let parts = mask::label_components(&above(STRAND_LEVEL.max(STRAND_NOISE * noise / contrast)), dims);
+    let to_edge = reaching_edge(nodule, &above(TRACE_LEVEL.max(TRACE_NOISE * noise / contrast)));
+    let count = parts.sizes.len();
+    let (mut touches, mut runs_on) = (vec![false; count], vec![false; count]);
+    for (i, &l) in parts.labels.iter().enumerate().filter(|(_, l)| **l != 0) {
+        touches[l as usize] |= mask::face_neighbours(i, dims).any(|j| near[j]);
+        runs_on[l as usize] |= to_edge[i];
+    }
+    let surface = Surface::of(nodule, spacing);
+    let voxel_mm3 = spacing[0] * spacing[1] * spacing[2];
+    let thin = |l: usize| parts.sizes[l] as f64 * voxel_mm3 <= MAX_STRAND_MM3;
+    let strands = (1..count).filter(|&l| touches[l] && !runs_on[l] && thin(l)).map(|l| {
+        let points: Vec<Vec3> = (0..parts.labels.len()).filter(|&i| parts.labels[i] == l as u32).map(|i| box_mm(i, dims, spacing)).collect();
+        Strand { volume_mm3: parts.sizes[l] as f64 * voxel_mm3, reach_mm: surface.reach(&points) }
+    });
+    Some(strands.collect())
+}
+
+/// Per box voxel: set in `m` and connected within `m` to the box's edge.
+fn reaching_edge(nodule: &NoduleMask, m: &[bool]) -> Vec<bool> {
+    let parts = mask::label_components(m, nodule.dims);
+    let mut edge = vec![false; parts.sizes.len()];
+    for (i, &l) in parts.labels.iter().enumerate().filter(|(_, l)| **l != 0) {
+        edge[l as usize] |= nodule.on_box_face(i);
+    }
+    parts.labels.iter().map(|&l| l != 0 && edge[l as usize]).collect()
+}
+
+/// The nodule's surface voxels in box millimetres, which strands' reach is measured from.
+struct Surface(Vec<Vec3>);
+
+impl Surface {
+    fn of(nodule: &NoduleMask, spacing: Vec3) -> Surface {
+        let dims = nodule.dims;
+        let on_surface = |i: usize| nodule.inside[i] && mask::face_neighbours(i, dims).any(|j| !nodule.inside[j]);
+        Surface((0..nodule.inside.len()).filter(|&i| on_surface(i)).map(|i| box_mm(i, dims, spacing)).collect())
+    }
+
+    /// The farthest any of `points` lies from the surface, mm.
+    fn reach(&self, points: &[Vec3]) -> f64 {
+        let nearest = |p: Vec3| self.0.iter().map(|s| vec3::dist(p, *s)).fold(f64::INFINITY, f64::min);
+        points.iter().map(|p| nearest(*p)).fold(0.0, f64::max)
+    }
+}
+
+/// `m` grown by one voxel in all 26 directions.
+fn dilate26(m: &[bool], [nz, ny, nx]: [usize; 3]) -> Vec<bool> {
+    let mut out = m.to_vec();
+    for i in (0..m.len()).filter(|&i| m[i]) {
+        let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
+        for dz in z.saturating_sub(1)..=(z + 1).min(nz - 1) {
+            for dy in y.saturating_sub(1)..=(y + 1).min(ny - 1) {
+                for dx in x.saturating_sub(1)..=(x + 1).min(nx - 1) {
+                    out[(dz * ny + dy) * nx + dx] = true;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn box_mm(i: usize, [_, ny, nx]: [usize; 3], spacing: Vec3) -> Vec3 {
+    [(i / (ny * nx)) as f64 * spacing[0], ((i / nx) % ny) as f64 * spacing[1], (i % nx) as f64 * spacing[2]]
+}
+
+/// Robust SD (1.4826 MAD) of the aerated lung's HU in the box: the CT noise there.
+fn lung_noise(nodule: &NoduleMask) -> f64 {
+    let mut v: Vec<f64> = (0..nodule.hu.len()).filter(|&i| nodule.lung[i] && nodule.hu[i] < -500.0).map(|i| f64::from(nodule.hu[i])).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let median = v[v.len() / 2];
+    let mut deviation: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+    deviation.sort_by(f64::total_cmp);
+    1.4826 * deviation[deviation.len() / 2]
+}
