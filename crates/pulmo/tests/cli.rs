@@ -282,11 +282,16 @@ fn a_nodule_keeps_its_tracking_uid_across_three_exams() {
     let findings: Vec<pulmo_findings::StudyFindings> =
         (0..3).map(|i| serde_json::from_str(&std::fs::read_to_string(format!("{}/findings.json", out(i))).unwrap()).unwrap()).collect();
     let truths: Vec<pulmo_phantom::Truth> = (0..3).map(|i| pulmo_phantom::Truth::read(std::path::Path::new(&format!("{}/truth.json", exam(i)))).unwrap()).collect();
-    let nodule = |exam: usize, id: u32| findings[exam].nodules.iter().find(|n| n.id == id).unwrap();
+    // The nodule of `exam` that `n` was matched to; none for a nodule new on its exam or one
+    // followed from what pulmo measured on the prior's CT (the prior's findings missed it).
+    let prior_of = |exam: usize, n: &pulmo_findings::NoduleFinding| {
+        let change = n.change.as_ref().filter(|c| !c.found_on_prior_ct)?;
+        Some(findings[exam].nodules.iter().find(|p| p.id == change.prior.id).unwrap_or_else(|| panic!("prior nodule {} of nodule {}", change.prior.id, n.id)))
+    };
     let mut chains = 0;
     for last in &findings[2].nodules {
-        let Some(middle) = last.change.as_ref().map(|c| nodule(1, c.prior.id)) else { continue };
-        let Some(first) = middle.change.as_ref().map(|c| nodule(0, c.prior.id)) else { continue };
+        let Some(middle) = prior_of(1, last) else { continue };
+        let Some(first) = prior_of(0, middle) else { continue };
         chains += 1;
         assert_eq!(last.tracking_uid, first.tracking_uid, "nodule {} of the last exam", last.id);
         assert_eq!(middle.tracking_uid, first.tracking_uid);
