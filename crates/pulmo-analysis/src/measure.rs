@@ -132,9 +132,8 @@ fn farthest_pair(points: &[Vec3]) -> Option<(Vec3, Vec3)> {
 
 /// Nodule voxels with a face neighbour outside the lungs that is tissue, not air.
 fn pleural_contact(nodule: &NoduleMask) -> usize {
-    let wall = |j: usize| !nodule.lung[j] && f64::from(nodule.hu[j]) >= SOLID_COMPONENT_MIN_HU;
     (0..nodule.inside.len())
-        .filter(|&i| nodule.inside[i] && mask::face_neighbours(i, nodule.dims).any(wall))
+        .filter(|&i| nodule.inside[i] && mask::face_neighbours(i, nodule.dims).any(|j| nodule.is_wall(j)))
         .count()
 }
 

@@ -16,7 +16,7 @@ use crate::lung::LungMask;
 /// A nodule must be at least this much denser than the lung around it, HU.
 const MIN_CONTRAST_HU: f64 = 100.0;
 /// Aerated lung is below this, HU; used to read the lung's density around a nodule.
-const AERATED_MAX_HU: f32 = -500.0;
+pub(crate) const AERATED_MAX_HU: f32 = -500.0;
 /// Solid tissue (a solid nodule, a part-solid nodule's core) is at or above this, HU.
 const SOLID_MIN_HU: f64 = pulmo_clinical::density::SOLID_COMPONENT_MIN_HU;
 /// How far out, in seed radii, a part-solid nodule's ground-glass halo is looked for: the
@@ -78,6 +78,12 @@ impl NoduleMask {
     /// a vessel tree or a wall the region grew into, not one nodule.
     pub fn reaches_box_border(&self) -> bool {
         (0..self.inside.len()).any(|i| self.inside[i] && self.on_box_face(i))
+    }
+
+    /// Whether box voxel `i` is dense tissue outside the lungs: chest wall, mediastinum or
+    /// diaphragm (the lung mask keeps the nodule itself inside).
+    pub fn is_wall(&self, i: usize) -> bool {
+        !self.lung[i] && f64::from(self.hu[i]) >= SOLID_MIN_HU
     }
 
     /// Whether box voxel `i` lies on a face of the box.

@@ -8,10 +8,9 @@
 //! no spicules (a vessel's end, the pleura's partial volume) grow with the nodule's surface, so
 //! no threshold on the count separates the phantoms' shapes well enough (docs/accuracy.md).
 
-use pulmo_clinical::density::SOLID_COMPONENT_MIN_HU;
 use pulmo_volume::{mask, vec3, Vec3};
 
-use crate::nodule::NoduleMask;
+use crate::nodule::{NoduleMask, AERATED_MAX_HU};
 
 /// Strands are lung voxels at least this share of the lung-to-nodule contrast above lung
 /// (below the segmentation's half, since a spicule 1-2 mm thick is mostly partial volume),
@@ -33,7 +32,6 @@ const MIN_CONTRAST_HU: f64 = 100.0;
 /// neither it nor what it joins at the trace level reaches the box's edge.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Strand {
-    pub volume_mm3: f64,
     /// Farthest distance of its voxels from the nodule's surface, mm.
     pub reach_mm: f64,
 }
@@ -58,7 +56,7 @@ pub fn strands(nodule: &NoduleMask, spacing: Vec3) -> Option<Vec<Strand>> {
     }
     let dims = nodule.dims;
     let near = dilate26(&nodule.inside, dims);
-    let wall: Vec<bool> = (0..near.len()).map(|i| !nodule.lung[i] && f64::from(nodule.hu[i]) >= SOLID_COMPONENT_MIN_HU).collect();
+    let wall: Vec<bool> = (0..near.len()).map(|i| nodule.is_wall(i)).collect();
     let by_wall = dilate26(&wall, dims);
     let above = |share: f64| {
         let threshold = (nodule.lung_hu + share * contrast) as f32;
@@ -73,14 +71,14 @@ pub fn strands(nodule: &NoduleMask, spacing: Vec3) -> Option<Vec<Strand>> {
         touches[l as usize] |= mask::face_neighbours(i, dims).any(|j| near[j]);
         runs_on[l as usize] |= to_edge[i];
     }
-    let surface = Surface::of(nodule, spacing);
     let voxel_mm3 = spacing[0] * spacing[1] * spacing[2];
-    let thin = |l: usize| parts.sizes[l] as f64 * voxel_mm3 <= MAX_STRAND_MM3;
-    let strands = (1..count).filter(|&l| touches[l] && !runs_on[l] && thin(l)).map(|l| {
-        let points: Vec<Vec3> = (0..parts.labels.len()).filter(|&i| parts.labels[i] == l as u32).map(|i| box_mm(i, dims, spacing)).collect();
-        Strand { volume_mm3: parts.sizes[l] as f64 * voxel_mm3, reach_mm: surface.reach(&points) }
-    });
-    Some(strands.collect())
+    let strand = |l: usize| touches[l] && !runs_on[l] && parts.sizes[l] as f64 * voxel_mm3 <= MAX_STRAND_MM3;
+    let mut points: Vec<Vec<Vec3>> = vec![Vec::new(); count];
+    for (i, &l) in parts.labels.iter().enumerate().filter(|(_, l)| **l != 0 && strand(**l as usize)) {
+        points[l as usize].push(box_mm(i, dims, spacing));
+    }
+    let surface = Surface::of(nodule, spacing);
+    Some(points.iter().filter(|p| !p.is_empty()).map(|p| Strand { reach_mm: surface.reach(p) }).collect())
 }
 
 /// Per box voxel: set in `m` and connected within `m` to the box's edge.
@@ -132,7 +130,7 @@ fn box_mm(i: usize, [_, ny, nx]: [usize; 3], spacing: Vec3) -> Vec3 {
 
 /// Robust SD (1.4826 MAD) of the aerated lung's HU in the box: the CT noise there.
 fn lung_noise(nodule: &NoduleMask) -> f64 {
-    let mut v: Vec<f64> = (0..nodule.hu.len()).filter(|&i| nodule.lung[i] && nodule.hu[i] < -500.0).map(|i| f64::from(nodule.hu[i])).collect();
+    let mut v: Vec<f64> = (0..nodule.hu.len()).filter(|&i| nodule.lung[i] && nodule.hu[i] < AERATED_MAX_HU).map(|i| f64::from(nodule.hu[i])).collect();
     if v.is_empty() {
         return 0.0;
     }

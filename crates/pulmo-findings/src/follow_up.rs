@@ -8,7 +8,7 @@ use pulmo_clinical::lung_rads::{Category, Status};
 use pulmo_volume::{Affine, Vec3};
 use serde::{Deserialize, Serialize};
 
-use crate::{NoduleFinding, StudyFindings};
+use crate::{Measurements, NoduleFinding, StudyFindings};
 
 /// How a nodule changed since the prior exam, as a reader is told: the Lung-RADS status, except
 /// that a stable nodule whose volume shrank is "shrinking" (Lung-RADS counts it as stable; its
@@ -102,12 +102,14 @@ pub struct PriorNodule {
     pub lung_rads: Category,
 }
 
-impl From<&NoduleFinding> for PriorNodule {
-    fn from(n: &NoduleFinding) -> PriorNodule {
-        let m = &n.measurements;
+impl PriorNodule {
+    /// A prior nodule from its measurements: numbered `id` in the prior's findings, with its
+    /// tracking UID and category there (0, none and the category pulmo gives it for a nodule
+    /// measured on the prior's CT that its findings did not list).
+    pub fn measured(id: u32, tracking_uid: String, m: &Measurements, lung_rads: Category) -> PriorNodule {
         PriorNodule {
-            id: n.id,
-            tracking_uid: n.tracking_uid.clone(),
+            id,
+            tracking_uid,
             centre_lps_mm: m.centre_lps_mm,
             density: m.density,
             long_axis_mm: m.long_axis_mm,
@@ -115,8 +117,14 @@ impl From<&NoduleFinding> for PriorNodule {
             mean_diameter_mm: m.mean_diameter_mm,
             volume_mm3: m.volume_mm3,
             solid_core_mean_diameter_mm: m.solid_core.map(|c| c.mean_diameter_mm),
-            lung_rads: n.lung_rads.category,
+            lung_rads,
         }
+    }
+}
+
+impl From<&NoduleFinding> for PriorNodule {
+    fn from(n: &NoduleFinding) -> PriorNodule {
+        PriorNodule::measured(n.id, n.tracking_uid.clone(), &n.measurements, n.lung_rads.category)
     }
 }
 

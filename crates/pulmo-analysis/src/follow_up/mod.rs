@@ -113,18 +113,7 @@ pub fn look_back(
     for (f, c) in followed.iter_mut().zip(current).filter(|(f, _)| f.status == Status::New) {
         let Some(seen) = measure_on_prior(c) else { continue };
         let m = &seen.measurements;
-        let nodule = PriorNodule {
-            id: 0,
-            tracking_uid: String::new(),
-            centre_lps_mm: m.centre_lps_mm,
-            density: m.density,
-            long_axis_mm: m.long_axis_mm,
-            short_axis_mm: m.short_axis_mm,
-            mean_diameter_mm: m.mean_diameter_mm,
-            volume_mm3: m.volume_mm3,
-            solid_core_mean_diameter_mm: m.solid_core.map(|s| s.mean_diameter_mm),
-            lung_rads: seen.lung_rads,
-        };
+        let nodule = PriorNodule::measured(0, String::new(), m, seen.lung_rads);
         let at = prior_to_current.apply(m.centre_lps_mm);
         if pair_cost(&nodule, at, c).is_none() {
             continue;
