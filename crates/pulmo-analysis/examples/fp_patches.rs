@@ -14,6 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use pulmo_analysis::nodule::VESSEL_CUTS;
 use pulmo_analysis::pipeline::compact_nodule;
 use pulmo_analysis::{find_candidates, patches, segment_lungs};
 use pulmo_phantom::{slices_for_coverage, BackgroundHeader, Phantom, PhantomSpec};
@@ -88,7 +89,7 @@ fn write_study(study: &Phantom, out: &Path, name: &str) -> Result<(), Error> {
     for c in &candidates {
         centres.push(c.centre_lps_mm);
         labels.push(u8::from(truth.iter().any(|(t, r)| vec3::dist(*t, c.centre_lps_mm) <= *r)));
-        compact.push(u8::from(compact_nodule(&study.volume, &lungs, c)?.is_some()));
+        compact.push(u8::from(compact_nodule(&study.volume, &lungs, c, &VESSEL_CUTS)?.is_some()));
     }
     let seed = study.truth.seed as usize;
     for (i, (t, r)) in truth.iter().enumerate() {

@@ -22,6 +22,9 @@ const SOLID_MIN_HU: f64 = pulmo_clinical::density::SOLID_COMPONENT_MIN_HU;
 /// How far out, in seed radii, a part-solid nodule's ground-glass halo is looked for: the
 /// candidate finder often sizes such a nodule by its solid core alone.
 const HALO_SCALES: [f64; 3] = [1.0, 1.5, 2.0];
+/// Share of a ring's voxels that must be ground glass for it to be a halo: a crowd of vessels
+/// or the partial-volume rim of a solid nodule is not.
+const MIN_HALO_SHARE: f64 = 0.5;
 
 /// A nodule's voxels in a box of the CT.
 #[derive(Debug, Clone)]
@@ -86,6 +89,12 @@ impl NoduleMask {
         !self.lung[i] && f64::from(self.hu[i]) >= SOLID_MIN_HU
     }
 
+    /// Radius of the ball with the nodule's volume (whole voxels), mm.
+    pub fn equivalent_radius_mm(&self, spacing: Vec3) -> f64 {
+        let voxels = self.inside.iter().filter(|v| **v).count() as f64;
+        (voxels * spacing[0] * spacing[1] * spacing[2] * 3.0 / (4.0 * std::f64::consts::PI)).cbrt()
+    }
+
     /// Whether box voxel `i` lies on a face of the box.
     pub fn on_box_face(&self, i: usize) -> bool {
         let [nz, ny, nx] = self.dims;
@@ -94,57 +103,119 @@ impl NoduleMask {
     }
 }
 
-/// The vessel cut's ball radius, as a fraction of the nodule's radius: half keeps a lobulated
-/// or spiculated nodule's outline. Larger balls (0.75, 1.0 as a second try) freed some nodules
-/// on thick vessels on the tuning phantoms but also carved vessel junctions into round blobs:
-/// false positives went from 0.9 to 4.2 per scan (with a looser rule for juxtapleural blobs
-/// tried at the same time) for 2 more of 38 nodules.
-const VESSEL_CUT: f64 = 0.5;
+/// The vessel cut's ball radii, as fractions of the nodule's radius, in the order they are
+/// tried. Half keeps a lobulated or spiculated nodule's outline, and is the one cut for most
+/// seeds. A nodule on a vessel as thick as half its radius stays merged with it under that
+/// cut; the larger balls free it, but on an unlikely nodule they also carve vessel junctions
+/// into round blobs, so the pipeline tries them on confident detections only.
+pub const VESSEL_CUTS: [f64; 3] = [0.5, 0.75, 1.0];
 
 /// Segments the nodule around `centre` (LPS mm) of about `radius_mm`; `None` when there is no
 /// nodule there (no dense tissue at the seed, it lies outside the lungs, or it is a blob
 /// thinner than the vessel cut).
 pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Result<Option<NoduleMask>, TchError> {
-    let Some(b) = Box3::around(ct, centre, radius_mm) else { return Ok(None) };
-    let hu: Vec<f32> = b.voxels().map(|v| ct.get(v).map_or(-1000.0, |h| f32::from(*h))).collect();
-    let lung: Vec<bool> = b.voxels().map(|v| lungs.labels.get(v).is_some_and(|l| *l != 0)).collect();
-    let seed = b.offset(ct.geometry().lps_to_index(centre));
-    let spacing = ct.geometry().spacing;
-    let mm = |i: usize| b.mm_from(i, seed, spacing);
-    let within = |lo: f64, hi: f64| hu.iter().enumerate().filter(move |(i, _)| (lo..=hi).contains(&mm(*i))).map(|(_, h)| *h);
-    let centre_hu = median(within(0.0, (0.4 * radius_mm).max(1.0)));
-    let lung_hu = median(hu.iter().enumerate().filter(|(i, h)| lung[*i] && **h < AERATED_MAX_HU && mm(*i) > 1.5 * radius_mm).map(|(_, h)| *h));
-    let (Some(centre_hu), lung_hu) = (centre_hu, lung_hu.unwrap_or(-850.0)) else { return Ok(None) };
-    // Beyond the seed's own radius only lung voxels count (a chest wall is no halo), and
-    // three quarters of the ring must be denser than lung (a crowd of vessels is no halo).
-    let shell_hu = |k: f64| {
-        let (lo, hi) = (0.55 * k * radius_mm, 0.85 * k * radius_mm);
-        let ring = hu.iter().enumerate().filter(|(i, _)| (k <= 1.0 || lung[*i]) && (lo..=hi).contains(&mm(*i)));
-        let ring = sorted(ring.map(|(_, h)| *h));
-        let low = if k <= 1.0 { 0.5 } else { 0.25 };
-        Some((quantile(&ring, low)?, quantile(&ring, 0.5)?))
-    };
-    let (tissue_hu, radius_mm) = HALO_SCALES
-        .iter()
-        .find_map(|&k| halo(centre_hu, shell_hu(k), lung_hu).map(|h| (h, k * radius_mm)))
-        .unwrap_or((centre_hu, radius_mm));
-    if tissue_hu - lung_hu < MIN_CONTRAST_HU {
-        return Ok(None);
-    }
-    let threshold = ((tissue_hu + lung_hu) / 2.0) as f32;
-    let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
-    let Some(region) = connected_to(&dense, b.dims, seed) else { return Ok(None) };
-    let Some(inside) = cut_vessels(&region, b.dims, seed, VESSEL_CUT * radius_mm, spacing)? else { return Ok(None) };
-    let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
-    Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu }))
+    segment_nodule_with_cut(ct, lungs, centre, radius_mm, VESSEL_CUTS[0])
 }
 
-/// A part-solid nodule's ground-glass halo, whose midpoint with the lung then bounds the
-/// nodule: a ring (its low quantile and its median, HU) much lighter than the solid centre,
-/// yet clearly denser than lung.
-fn halo(centre_hu: f64, shell_hu: Option<(f64, f64)>, lung_hu: f64) -> Option<f64> {
-    let (low, level) = shell_hu?;
-    (centre_hu >= SOLID_MIN_HU && level < SOLID_MIN_HU && low - lung_hu >= MIN_CONTRAST_HU).then_some(level)
+/// [`segment_nodule`] with a vessel cut of `vessel_cut` nodule radii.
+pub fn segment_nodule_with_cut(
+    ct: &Volume<i16>,
+    lungs: &LungMask,
+    centre: Vec3,
+    radius_mm: f64,
+    vessel_cut: f64,
+) -> Result<Option<NoduleMask>, TchError> {
+    let Some(voxels) = BoxVoxels::read(ct, lungs, centre, radius_mm) else { return Ok(None) };
+    let Some(levels) = voxels.levels(radius_mm, ct.geometry().spacing) else { return Ok(None) };
+    let Some(mask) = voxels.cut(levels, vessel_cut, ct.geometry().spacing)? else { return Ok(None) };
+    // A halo found from a core-sized seed may reach beyond the ring that found it: segmented
+    // again at its own size, the box holds it and the vessel cut scales with it.
+    let size = mask.equivalent_radius_mm(ct.geometry().spacing);
+    if !levels.halo || size <= levels.radius_mm {
+        return Ok(Some(mask));
+    }
+    let Some(voxels) = BoxVoxels::read(ct, lungs, centre, size) else { return Ok(Some(mask)) };
+    voxels.cut(Levels { radius_mm: size, ..levels }, vessel_cut, ct.geometry().spacing)
+}
+
+/// The densities a nodule is segmented between, and its radius as far as the seed tells.
+#[derive(Debug, Clone, Copy)]
+struct Levels {
+    tissue_hu: f64,
+    lung_hu: f64,
+    radius_mm: f64,
+    /// The tissue is a part-solid nodule's ground-glass halo.
+    halo: bool,
+}
+
+/// The CT and lung mask in a box around a seed.
+struct BoxVoxels {
+    b: Box3,
+    hu: Vec<f32>,
+    lung: Vec<bool>,
+    seed: usize,
+}
+
+impl BoxVoxels {
+    fn read(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Option<BoxVoxels> {
+        let b = Box3::around(ct, centre, radius_mm)?;
+        let hu = b.voxels().map(|v| ct.get(v).map_or(-1000.0, |h| f32::from(*h))).collect();
+        let lung = b.voxels().map(|v| lungs.labels.get(v).is_some_and(|l| *l != 0)).collect();
+        let seed = b.offset(ct.geometry().lps_to_index(centre));
+        Some(BoxVoxels { b, hu, lung, seed })
+    }
+
+    /// The nodule's density read at the seed (or its halo's, around a solid centre) and the
+    /// lung's around it; `None` when the seed holds nothing clearly denser than lung.
+    fn levels(&self, radius_mm: f64, spacing: Vec3) -> Option<Levels> {
+        let (hu, lung) = (&self.hu, &self.lung);
+        let mm = |i: usize| self.b.mm_from(i, self.seed, spacing);
+        let centre_hu = median(hu.iter().enumerate().filter(|(i, _)| mm(*i) <= (0.4 * radius_mm).max(1.0)).map(|(_, h)| *h))?;
+        let lung_hu = median(hu.iter().enumerate().filter(|(i, h)| lung[*i] && **h < AERATED_MAX_HU && mm(*i) > 1.5 * radius_mm).map(|(_, h)| *h))
+            .unwrap_or(-850.0);
+        // Beyond the seed's own radius only lung voxels count (a chest wall is no halo).
+        let ring = |k: f64| {
+            let (lo, hi) = (0.55 * k * radius_mm, 0.85 * k * radius_mm);
+            hu.iter().enumerate().filter(|(i, _)| (k <= 1.0 || lung[*i]) && (lo..=hi).contains(&mm(*i))).map(|(_, h)| *h).collect()
+        };
+        let halo = (centre_hu >= SOLID_MIN_HU).then(|| halo(&ring, radius_mm, lung_hu)).flatten();
+        let (tissue_hu, radius_mm) = halo.unwrap_or((centre_hu, radius_mm));
+        (tissue_hu - lung_hu >= MIN_CONTRAST_HU).then_some(Levels { tissue_hu, lung_hu, radius_mm, halo: halo.is_some() })
+    }
+
+    /// Voxels above the midpoint of `levels` connected to the seed, vessels cut.
+    fn cut(self, levels: Levels, vessel_cut: f64, spacing: Vec3) -> Result<Option<NoduleMask>, TchError> {
+        let BoxVoxels { b, hu, lung, seed } = self;
+        let threshold = ((levels.tissue_hu + levels.lung_hu) / 2.0) as f32;
+        let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
+        let Some(region) = connected_to(&dense, b.dims, seed) else { return Ok(None) };
+        let Some(inside) = cut_vessels(&region, b.dims, seed, vessel_cut * levels.radius_mm, spacing)? else { return Ok(None) };
+        let (tissue_hu, lung_hu) = (levels.tissue_hu, levels.lung_hu);
+        let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
+        Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu }))
+    }
+}
+
+/// A part-solid nodule's ground-glass halo around its solid centre: of the rings at
+/// [`HALO_SCALES`] seed radii, the one with the largest share of ground-glass voxels (denser
+/// than the lung by [`MIN_CONTRAST_HU`], lighter than solid), if that share is at least
+/// [`MIN_HALO_SHARE`]. Its ground-glass voxels' median is the halo's density (HU), whose
+/// midpoint with the lung then bounds the nodule, out to at least that ring (mm). The median
+/// of the whole ring would mix in the core's edge where the seed is the core's size, and a
+/// threshold there cuts through the halo.
+fn halo(ring: &dyn Fn(f64) -> Vec<f32>, radius_mm: f64, lung_hu: f64) -> Option<(f64, f64)> {
+    let ground_glass = |hu: &f32| (lung_hu + MIN_CONTRAST_HU..SOLID_MIN_HU).contains(&f64::from(*hu));
+    HALO_SCALES
+        .iter()
+        .filter_map(|&k| {
+            let voxels = ring(k);
+            let glass = sorted(voxels.iter().copied().filter(ground_glass));
+            let share = glass.len() as f64 / voxels.len().max(1) as f64;
+            Some((share, quantile(&glass, 0.5)?, k * radius_mm))
+        })
+        .filter(|(share, ..)| *share >= MIN_HALO_SHARE)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, level, radius)| (level, radius))
 }
 
 /// A box of CT voxels around a point.

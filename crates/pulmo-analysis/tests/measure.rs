@@ -78,3 +78,28 @@ fn phantom_nodules_are_measured_against_truth() {
     assert!(pleura_agree * 100 >= n * 85, "juxtapleural flag agrees on {pleura_agree} of {n}");
     assert!(lung_rads_agree * 100 >= n * 80, "Lung-RADS agrees on {lung_rads_agree} of {n}");
 }
+
+/// The candidate finder often sizes a part-solid nodule by its solid core; seeded so, the
+/// segmentation must still find the ground-glass halo and take the whole nodule.
+#[test]
+fn part_solid_nodules_seeded_at_their_core_are_segmented_whole() {
+    let part_solid = |d: f64| NoduleRequest { kind: Some(NoduleKind::PartSolid), diameter_mm: Some(d), ..Default::default() };
+    let spec = PhantomSpec { nodules: [8.0, 10.0, 12.0, 14.0, 16.0, 20.0].into_iter().map(part_solid).collect(), nodule_count: 6, ..spec(33) };
+    let phantom = pulmo_phantom::generate(&spec).unwrap();
+    let lungs = segment_lungs(&phantom.volume, Device::Cpu).unwrap();
+    let (mut whole, mut n) = (0, 0);
+    for t in phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some()) {
+        let core = t.solid_core.as_ref().expect("a part-solid nodule has a core");
+        let mask = segment_nodule(&phantom.volume, &lungs, t.centre_lps_mm, core.mean_diameter_mm / 2.0).unwrap();
+        let m = mask.map(|mask| measure(&mask, phantom.volume.geometry()).0);
+        let ok = m.as_ref().is_some_and(|m| (m.long_axis_mm - t.long_axis_mm).abs() <= 1.5 && m.density == Density::PartSolid);
+        eprintln!(
+            "#{} {:?}: truth long {:.1} (core {:.1}), measured {:?}",
+            t.id, t.shape, t.long_axis_mm, core.mean_diameter_mm, m.map(|m| (m.long_axis_mm, m.density))
+        );
+        whole += usize::from(ok);
+        n += 1;
+    }
+    assert!(n >= 5, "{n} part-solid nodules");
+    assert!(whole * 100 >= n * 80, "{whole} of {n} segmented whole from a core-sized seed");
+}
