@@ -47,7 +47,7 @@ pub const MIN_SPHERICITY_MASS: f64 = 0.45;
 pub const WIDE_CUT_PROBABILITY: f64 = 0.7;
 /// Detections are reported at or above this probability (or the model's own threshold, if
 /// higher). Chosen with the shape rules above and [`WIDE_CUT_PROBABILITY`] on tuning phantoms
-/// (seeds 1100-1109 and 6100-6109, used neither for training nor for the evaluation in
+/// (seeds 1100-1109 and 6100-6108, used neither for training nor for the evaluation in
 /// docs/accuracy.md) from the table `examples/candidate_table.rs` writes.
 pub const REPORT_PROBABILITY: f64 = 0.5;
 
