@@ -10,13 +10,11 @@
 
 use std::path::Path;
 
-use pulmo_analysis::nodule::segment_nodule_with_cut;
+use pulmo_analysis::nodule::{segment_nodule_with_cut, VESSEL_CUTS};
 use pulmo_analysis::{find_candidates, measure, segment_lungs, Detector};
 use pulmo_phantom::PhantomSpec;
 use pulmo_torch::Device;
 use pulmo_volume::{vec3, Vec3};
-
-const CUTS: [f64; 3] = [0.5, 0.75, 1.0];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<u64> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
@@ -38,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let scored = detector.score(&phantom.volume, &candidates)?;
         for (k, d) in scored.iter().enumerate().filter(|(_, d)| d.probability >= 0.1) {
             let c = d.candidate;
-            for cut in CUTS {
+            for cut in VESSEL_CUTS {
                 let mask = segment_nodule_with_cut(&phantom.volume, &lungs, c.centre_lps_mm, c.radius_mm, cut)?;
                 let Some(mask) = mask else {
                     println!("C,{seed},{k},{:.3},{:.1},{cut},none,,,,,,,{},,,,,,,", d.probability, c.radius_mm, named(c.centre_lps_mm));
