@@ -51,6 +51,7 @@ function hue([r, g, b]) {
 let browser;
 async function fail(reason) {
   result.error = reason;
+  result.console_errors = consoleErrors.slice(0, 10);
   console.log(JSON.stringify(result));
   console.error(`FAILED: ${reason}`);
   if (browser) await browser.close().catch(() => {});
@@ -70,6 +71,7 @@ const page = await context.newPage();
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300)); });
 page.on('pageerror', (e) => consoleErrors.push(String(e).slice(0, 300)));
+page.on('response', (r) => { if (r.status() >= 400) consoleErrors.push(`HTTP ${r.status()} ${r.url().slice(0, 200)}`); });
 // A blank page (no network) that decodes screenshots for pixel counting.
 const scratch = await context.newPage();
 
@@ -136,6 +138,19 @@ async function dismissDialogs() {
   for (const name of ['Skip all', 'Confirm and hide']) await clickIfVisible(name);
 }
 
+// OHIF sometimes loads the SR onto the right slice without drawing its annotations until the
+// viewport renders again (seen in about one run of three); a user would move the mouse or scroll.
+// Scroll one slice away and back, which re-renders the same image.
+async function nudge(n) {
+  const vp = await viewportBox();
+  if (!vp) return;
+  await page.mouse.move(vp.box.x + vp.box.width / 2, vp.box.y + vp.box.height / 2);
+  await page.mouse.wheel(0, 120);
+  await page.waitForTimeout(500);
+  await page.mouse.wheel(0, -120);
+  log(`nudge ${n}: scrolled one slice and back to make the viewport render again`);
+}
+
 async function openSeries(series, what) {
   const deadline = Date.now() + 60_000;
   let thumb;
@@ -197,8 +212,10 @@ try {
   let svg = { labels: [], lines: [] };
   const srDeadline = Date.now() + 60_000;
   const ready = (s) => s.lines.length > 0 && s.labels.some((l) => /long axis[^\d-]*[\d.]+\s*mm/i.test(l));
+  let nudges = 0;
   while (Date.now() < srDeadline) {
     await page.waitForTimeout(1500);
+    if (Date.now() > srDeadline - 60_000 + 12_000 * (nudges + 1)) await nudge(++nudges);
     svg = await page.evaluate(() => {
       const out = { labels: [], lines: [], layer: null };
       for (const s of document.querySelectorAll('svg.svg-layer')) {
