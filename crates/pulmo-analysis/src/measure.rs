@@ -50,7 +50,7 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
         solid_core: core,
         solid_fraction,
         sphericity: surface.sphericity(),
-        spiculated: None,
+        spiculated: spicules.map(|n| spiculation::is_spiculated(n, mean_diameter_mm)),
         spicules,
         calcified: hu.mean.max(nodule.tissue_hu) >= CALCIFIED_MIN_HU,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,

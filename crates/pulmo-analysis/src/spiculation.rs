@@ -4,9 +4,11 @@
 //! The vessel cut takes spicules off the nodule along with vessels; what tells them apart is
 //! where they go. A vessel runs on through the lung to the edge of the nodule's box (traced at
 //! a lower threshold, since vessels taper), a spicule ends in the lung a few millimetres out.
-//! pulmo reports the count but does not call a nodule spiculated from it yet: strands that are
-//! no spicules (a vessel's end, the pleura's partial volume) grow with the nodule's surface, so
-//! no threshold on the count separates the phantoms' shapes well enough (docs/accuracy.md).
+//!
+//! Strands that are no spicules, mostly the ends of small vessels that stop near the nodule,
+//! look like spicules at CT resolution (a few voxels, 2-5 mm out, radial or not) and come more
+//! often the larger the nodule's surface, so calling a margin spiculated takes more spicules
+//! on a larger nodule. docs/accuracy.md has how the rule was chosen and how it does.
 
 use pulmo_volume::{mask, vec3, Vec3};
 
@@ -40,6 +42,16 @@ impl Strand {
     pub fn is_spicule(&self) -> bool {
         self.reach_mm >= MIN_REACH_MM
     }
+}
+
+/// A margin is spiculated from this many spicules on,
+const MIN_SPICULES: u32 = 3;
+/// and from one per this many millimetres of mean diameter where that is more (13 mm on).
+const MM_PER_SPICULE: f64 = 4.0;
+
+/// Whether a margin with `spicules` on a nodule of `mean_diameter_mm` is called spiculated.
+pub fn is_spiculated(spicules: u32, mean_diameter_mm: f64) -> bool {
+    f64::from(spicules) >= f64::from(MIN_SPICULES).max(mean_diameter_mm / MM_PER_SPICULE)
 }
 
 /// The spicules of a segmented nodule; `None` when the contrast is too low to tell.
@@ -139,4 +151,25 @@ fn lung_noise(nodule: &NoduleMask) -> f64 {
     let mut deviation: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
     deviation.sort_by(f64::total_cmp);
     1.4826 * deviation[deviation.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_spiculated;
+
+    #[test]
+    fn the_call_needs_three_spicules_and_one_per_four_millimetres() {
+        for (spicules, mean_mm, called) in [
+            (0, 0.0, false),
+            (2, 5.0, false),
+            (3, 5.0, true),
+            (3, 12.0, true),
+            (3, 12.1, false),
+            (4, 16.0, true),
+            (5, 20.4, false),
+            (6, 20.4, true),
+        ] {
+            assert_eq!(is_spiculated(spicules, mean_mm), called, "{spicules} spicules on {mean_mm} mm");
+        }
+    }
 }

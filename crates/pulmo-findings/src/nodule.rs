@@ -95,12 +95,12 @@ pub struct Measurements {
     pub density: Density,
     /// 1 for a sphere, lower for lobulated or spiculated shapes.
     pub sphericity: f64,
-    /// Spiculated margin (the Brock and Mayo input, and Lung-RADS 4X); `None` while pulmo does
-    /// not call it, so the risk models run without it and say so.
+    /// Spiculated margin (the Brock and Mayo input, and Lung-RADS 4X), called from `spicules`;
+    /// `None` where the margin is not assessed (ground glass), so the risk models run without it
+    /// and say so.
     pub spiculated: Option<bool>,
-    /// Spicules counted on the margin: thin strands that leave it and end in the lung (not
-    /// yet enough to call the margin spiculated); `None` for ground glass, whose margin is too
-    /// faint to tell strands from noise.
+    /// Spicules counted on the margin: thin strands that leave it and end in the lung;
+    /// `None` for ground glass, whose margin is too faint to tell strands from noise.
     #[serde(default)]
     pub spicules: Option<u32>,
     pub calcified: bool,

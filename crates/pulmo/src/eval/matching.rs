@@ -22,8 +22,7 @@ pub struct TruthRow {
     pub volume_mm3: f64,
     /// Truth Lung-RADS under the baseline rules: 4X for a spiculated nodule of category 3 or 4.
     pub lung_rads: String,
-    /// Truth Lung-RADS from type and size alone (what pulmo, which does not call spiculation,
-    /// is compared with).
+    /// Truth Lung-RADS from type and size alone, before the 4X upgrade.
     pub lung_rads_size: String,
     pub found: Option<Found>,
 }
@@ -41,6 +40,9 @@ pub struct Found {
     pub lung_rads: String,
     /// The spicules pulmo counted (`None` for ground glass).
     pub spicules: Option<u32>,
+    /// Whether pulmo called the margin spiculated (`None`: not assessed).
+    #[serde(default)]
+    pub spiculated: Option<bool>,
 }
 
 /// A finding that names no truth nodule.
@@ -155,6 +157,7 @@ fn found(f: &NoduleFinding, distance_mm: f64) -> Found {
         density: f.measurements.density,
         lung_rads: f.lung_rads.category.code().to_string(),
         spicules: f.measurements.spicules,
+        spiculated: f.measurements.spiculated,
     }
 }
 

@@ -99,6 +99,7 @@ mod tests {
                 density: pulmo_clinical::Density::Solid,
                 lung_rads: "3".into(),
                 spicules: Some(0),
+                spiculated: Some(false),
             }),
         }
     }
