@@ -83,6 +83,22 @@ impl NoduleMask {
         (0..self.inside.len()).any(|i| self.inside[i] && self.on_box_face(i))
     }
 
+    /// Whether the two nodules share a voxel or touch face to face (masks of one CT): two
+    /// segmentations of one lesion, e.g. of a large tumour seeded at two candidates.
+    pub fn touches(&self, other: &NoduleMask) -> bool {
+        let [_, ny, nx] = other.dims;
+        let in_other = |ct: [i64; 3]| {
+            let local: [i64; 3] = std::array::from_fn(|a| ct[a] - other.origin[a] as i64);
+            let inside_box = (0..3).all(|a| (0..other.dims[a] as i64).contains(&local[a]));
+            inside_box && other.inside[local[0] as usize * ny * nx + local[1] as usize * nx + local[2] as usize]
+        };
+        const STEPS: [[i64; 3]; 7] = [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]];
+        (0..self.inside.len()).filter(|&i| self.inside[i]).any(|i| {
+            let ct = self.ct_index(i).map(|v| v as i64);
+            STEPS.iter().any(|d| in_other([ct[0] + d[0], ct[1] + d[1], ct[2] + d[2]]))
+        })
+    }
+
     /// Whether box voxel `i` is dense tissue outside the lungs: chest wall, mediastinum or
     /// diaphragm (the lung mask keeps the nodule itself inside).
     pub fn is_wall(&self, i: usize) -> bool {
@@ -357,4 +373,31 @@ fn partial_volume(hu: &[f32], inside: &[bool], lung: &[bool], dims: [usize; 3], 
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NoduleMask;
+
+    /// A 4x4x4 box at `origin` whose inside is the given box voxels (z, y, x).
+    fn blob(origin: [usize; 3], voxels: &[[usize; 3]]) -> NoduleMask {
+        let mut inside = vec![false; 64];
+        for v in voxels {
+            inside[v[0] * 16 + v[1] * 4 + v[2]] = true;
+        }
+        NoduleMask { origin, dims: [4; 3], inside, fraction: vec![0.0; 64], hu: vec![0.0; 64], lung: vec![true; 64], tissue_hu: 0.0, lung_hu: -850.0 }
+    }
+
+    #[test]
+    fn nodules_touch_when_they_share_a_voxel_or_a_face() {
+        let a = blob([10, 10, 10], &[[1, 1, 1], [1, 1, 2]]);
+        let shared = blob([10, 10, 11], &[[1, 1, 1]]); // CT (11, 11, 12), a's second voxel
+        let face = blob([10, 10, 12], &[[1, 1, 1]]); // CT (11, 11, 13), next to it along x
+        let edge = blob([10, 11, 12], &[[1, 1, 1]]); // CT (11, 12, 13): diagonal, no shared face
+        let apart = blob([20, 10, 10], &[[1, 1, 1]]);
+        assert!(a.touches(&shared) && shared.touches(&a));
+        assert!(a.touches(&face) && face.touches(&a));
+        assert!(!a.touches(&edge) && !edge.touches(&a));
+        assert!(!a.touches(&apart));
+    }
 }

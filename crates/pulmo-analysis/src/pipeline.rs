@@ -279,7 +279,9 @@ pub struct PriorExam<'a> {
 }
 
 /// Segments and measures each detection, most probable first; drops a detection inside a
-/// nodule already measured (two candidates on one nodule) and one that is no [`compact_nodule`].
+/// nodule already measured, one whose nodule touches one already measured (two candidates on
+/// one lesion: a large tumour's parts, a ground-glass nodule's lobes) and one that is no
+/// [`compact_nodule`].
 fn measure_detections(
     ct: &CtSeries,
     lungs: &LungMask,
@@ -295,9 +297,7 @@ fn measure_detections(
         }
         let cuts = if d.probability >= WIDE_CUT_PROBABILITY { &VESSEL_CUTS[..] } else { &VESSEL_CUTS[..1] };
         let Some((mask, measurements, surface)) = compact_nodule(&ct.volume, lungs, &d.candidate, cuts)? else { continue };
-        let overlaps = kept.iter().any(|(other, m)| {
-            other.contains(measurements.centre_lps_mm, geometry) || mask.contains(m.measurements.centre_lps_mm, geometry)
-        });
+        let overlaps = kept.iter().any(|(other, _)| mask.touches(other));
         if !overlaps {
             let region = mask.region();
             kept.push((mask, Measured { measurements, surface, region, detection_probability: d.probability }));

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use pulmo_clinical::lung_rads::{self, Features, Previous, Status};
 use pulmo_clinical::growth::VolumeChange;
 use pulmo_findings::{NoduleFinding, StudyFindings};
-use pulmo_phantom::{NoduleKind, NoduleTruth, RigidMotion, Truth};
+use pulmo_phantom::{NoduleKind, NoduleShape, NoduleTruth, RigidMotion, Truth};
 use pulmo_volume::vec3;
 use serde::Serialize;
 
@@ -136,8 +136,9 @@ fn link(prior_truth: &Truth, prior_match: &StudyMatch, truth: &Truth, n: &Nodule
     }
 }
 
-/// The follow-up category the truth implies: pulmo-clinical's rules on the true sizes, with
-/// the prior nodule's true baseline category for stepped management.
+/// The follow-up category the truth implies: pulmo-clinical's rules on the true sizes and
+/// shapes (a spiculated nodule is suspicious: 4X), with the prior nodule's true baseline
+/// category for stepped management.
 fn truth_category(prior_truth: &Truth, prior_id: Option<u32>, n: &NoduleTruth, interval_days: u32) -> lung_rads::Category {
     let prior = prior_id.and_then(|id| prior_truth.nodule(id));
     let status = match prior {
@@ -158,7 +159,7 @@ fn truth_category(prior_truth: &Truth, prior_id: Option<u32>, n: &NoduleTruth, i
         mean_diameter_mm: n.mean_diameter_mm,
         solid_component_mm: solid(n),
         status,
-        features: Features { benign: n.kind == NoduleKind::Calcified, ..Features::default() },
+        features: Features { benign: n.kind == NoduleKind::Calcified, suspicious: n.shape == NoduleShape::Spiculated, ..Features::default() },
         previous,
     })
     .category
