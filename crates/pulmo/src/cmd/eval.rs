@@ -210,11 +210,12 @@ fn real_run(pipeline: &Pipeline, dir: &Path, name: &str, threshold: f64, boxes: 
     let ct = pulmo_dicom::load_ct_path(dir)?;
     let findings = pipeline.analyze(&ct, &mut |_| {})?.findings;
     let reported: Vec<&NoduleFinding> = findings.nodules.iter().filter(|n| n.detection_probability >= threshold).collect();
-    let target = boxes.and_then(|b| reported.iter().find(|n| in_box(&findings, n, b))).map(|n| describe(n));
+    let inside: Vec<&&NoduleFinding> = boxes.map(|b| reported.iter().filter(|n| in_box(&findings, n, b)).collect()).unwrap_or_default();
     Ok(RealRun {
         name: name.into(),
         findings: reported.len(),
-        target,
+        target: inside.first().map(|n| describe(n)),
+        inside: inside.len(),
         annotated: boxes.is_some(),
         listed: reported.iter().take(10).map(|n| describe(n)).collect(),
     })

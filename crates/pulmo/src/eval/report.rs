@@ -29,8 +29,11 @@ pub struct StudyRun {
 pub struct RealRun {
     pub name: String,
     pub findings: usize,
-    /// For annotated series: the finding inside the annotation, as a one-line description.
+    /// For annotated series: the first finding inside the annotation, as a one-line description.
     pub target: Option<String>,
+    /// For annotated series: how many findings lie inside the annotation (more than one: the
+    /// tumour reported in parts).
+    pub inside: usize,
     pub annotated: bool,
     /// The first findings, one line each.
     pub listed: Vec<String>,
@@ -203,6 +206,7 @@ fn real_section(out: &mut String, real: &[RealRun]) {
         let _ = writeln!(out, "### {}\n", r.name);
         if r.annotated {
             match &r.target {
+                Some(t) if r.inside > 1 => _ = writeln!(out, "Annotated tumour found as {} findings inside the annotated boxes, the first: {t}. Other findings: {}.\n", r.inside, r.findings - r.inside),
                 Some(t) => _ = writeln!(out, "Annotated tumour found: {t}. Other findings: {}.\n", r.findings.saturating_sub(1)),
                 None => _ = writeln!(out, "Annotated tumour NOT found. Findings: {}.\n", r.findings),
             }
