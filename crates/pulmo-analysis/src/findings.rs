@@ -103,7 +103,7 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
 }
 
 /// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
-/// feature that makes category 3 or 4 into 4X (never, while pulmo does not call spiculation).
+/// feature that makes category 3 or 4 into 4X (as called by `spiculation::is_spiculated`).
 /// The juxtapleural benign-shape rule (category 2 below 10 mm) is not applied: pulmo does not
 /// judge the shape of a nodule on the pleura.
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
