@@ -3,8 +3,8 @@
 //! lobulated one of the same phantom and is called spiculated; of five large smooth nodules,
 //! which touch more vessel ends that look like spicules, at most one is.
 
-use pulmo_analysis::{measure, segment_lungs, segment_nodule};
-use pulmo_phantom::{Attachment, NoduleKind, NoduleRequest, NoduleShape, PhantomSpec};
+use pulmo_analysis::{measure, segment_lungs, segment_nodule, Measurements};
+use pulmo_phantom::{Attachment, NoduleKind, NoduleRequest, NoduleShape, NoduleTruth, PhantomSpec};
 use pulmo_torch::Device;
 
 /// Eight nodules of 5.5-13 mm on 1 mm slices, isolated, on vessels and on the pleura (one of the
@@ -24,16 +24,25 @@ fn mixed() -> PhantomSpec {
     PhantomSpec { nodule_count: nodules.len(), nodules, ..PhantomSpec::evaluation(seed, 8) }
 }
 
+/// Each nodule of the phantom `spec` makes, segmented at its true centre with half its long
+/// axis, and measured (`None`: not segmented).
+fn measured_at_truth(spec: &PhantomSpec) -> Vec<(NoduleTruth, Option<Measurements>)> {
+    let phantom = pulmo_phantom::generate(spec).expect("phantom");
+    let lungs = segment_lungs(&phantom.volume, Device::Cpu).expect("lung mask");
+    let in_lung = phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some());
+    in_lung
+        .map(|truth| {
+            let mask = segment_nodule(&phantom.volume, &lungs, truth.centre_lps_mm, truth.long_axis_mm / 2.0).expect("segmentation");
+            (truth.clone(), mask.map(|mask| measure(&mask, phantom.volume.geometry()).0))
+        })
+        .collect()
+}
+
 #[test]
 fn spiculated_nodules_count_more_spicules_than_smooth_ones() {
-    let phantom = pulmo_phantom::generate(&mixed()).expect("phantom");
-    let lungs = segment_lungs(&phantom.volume, Device::Cpu).expect("lung mask");
-    let geometry = phantom.volume.geometry();
     let (mut spiculated, mut smooth) = (Vec::new(), Vec::new());
-    for truth in phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some()) {
-        let mask = segment_nodule(&phantom.volume, &lungs, truth.centre_lps_mm, truth.long_axis_mm / 2.0).expect("segmentation");
-        let mask = mask.unwrap_or_else(|| panic!("nodule {} not segmented", truth.id));
-        let (m, _) = measure(&mask, geometry);
+    for (truth, m) in measured_at_truth(&mixed()) {
+        let m = m.unwrap_or_else(|| panic!("nodule {} not segmented", truth.id));
         let count = m.spicules.unwrap_or_else(|| panic!("nodule {} ({:?}): spicules not counted", truth.id, truth.kind));
         eprintln!("nodule {} ({:?}, {:?}, {:.1} mm): {count} spicules", truth.id, truth.kind, truth.shape, truth.mean_diameter_mm);
         if truth.shape == NoduleShape::Spiculated { spiculated.push(count) } else { smooth.push(count) }
@@ -61,14 +70,9 @@ fn large_smooth() -> PhantomSpec {
 
 #[test]
 fn large_smooth_nodules_are_seldom_called_spiculated() {
-    let phantom = pulmo_phantom::generate(&large_smooth()).expect("phantom");
-    let lungs = segment_lungs(&phantom.volume, Device::Cpu).expect("lung mask");
     let (mut assessed, mut called) = (0, 0);
-    for truth in phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some()) {
-        let Some(mask) = segment_nodule(&phantom.volume, &lungs, truth.centre_lps_mm, truth.long_axis_mm / 2.0).expect("segmentation") else {
-            continue;
-        };
-        let (m, _) = measure(&mask, phantom.volume.geometry());
+    for (truth, m) in measured_at_truth(&large_smooth()) {
+        let Some(m) = m else { continue };
         eprintln!("nodule {} ({:?}, {:.1} mm): {:?} spicules, spiculated {:?}", truth.id, truth.shape, truth.mean_diameter_mm, m.spicules, m.spiculated);
         assessed += usize::from(m.spiculated.is_some());
         called += usize::from(m.spiculated == Some(true));

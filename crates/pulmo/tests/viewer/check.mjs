@@ -210,12 +210,13 @@ try {
   // it by a link line (dash 2,3), which is not counted as the measurement.
   await openSeries(srSeries, 'SR');
   let svg = { labels: [], lines: [] };
-  const srDeadline = Date.now() + 60_000;
+  const srOpened = Date.now();
+  const srDeadline = srOpened + 60_000;
   const ready = (s) => s.lines.length > 0 && s.labels.some((l) => /long axis[^\d-]*[\d.]+\s*mm/i.test(l));
   let nudges = 0;
   while (Date.now() < srDeadline) {
     await page.waitForTimeout(1500);
-    if (Date.now() > srDeadline - 60_000 + 12_000 * (nudges + 1)) await nudge(++nudges);
+    if (Date.now() - srOpened > 12_000 * (nudges + 1)) await nudge(++nudges);
     svg = await page.evaluate(() => {
       const out = { labels: [], lines: [], layer: null };
       for (const s of document.querySelectorAll('svg.svg-layer')) {
