@@ -2,7 +2,8 @@
 //! gives, and each study's truth, as CSV on stdout: the table the reporting rules (shape,
 //! probability, vessel cut) are tuned on offline. For tuning; not part of the pipeline.
 //!
-//! Rows starting `T` are truth nodules (seed, id, kind, shape, attachment, mean diameter);
+//! Rows starting `T` are truth nodules (seed, id, kind, shape, attachment, mean diameter, and
+//! in `p`, `cand_r` and `long` the nearest candidate's probability, radius and distance in mm);
 //! rows starting `C` are candidates at or above probability 0.1 with one segmentation per cut.
 //! The acquisition follows the seed as in `pulmo eval`; use tuning seeds, not the evaluation's.
 //!
@@ -25,15 +26,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for seed in first..=last {
         let phantom = pulmo_phantom::generate(&PhantomSpec::evaluation(seed, 6))?;
         let truth: Vec<_> = phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some()).collect();
-        for t in &truth {
-            println!("T,{seed},{},,,,,,,,,,,{},{:?},{:?},{:?},{:.2},,,", t.id, t.id, t.kind, t.shape, t.attachment, t.mean_diameter_mm);
-        }
         let named = |at: Vec3| {
             truth.iter().find(|t| vec3::dist(at, t.centre_lps_mm) <= (t.mean_diameter_mm / 2.0).max(3.0)).map_or(-1, |t| t.id as i64)
         };
         let lungs = segment_lungs(&phantom.volume, Device::Cpu)?;
         let candidates = find_candidates(&phantom.volume, &lungs, Device::Cpu)?;
         let scored = detector.score(&phantom.volume, &candidates)?;
+        for t in &truth {
+            let nearest = scored.iter().min_by(|a, b| {
+                vec3::dist(a.candidate.centre_lps_mm, t.centre_lps_mm).total_cmp(&vec3::dist(b.candidate.centre_lps_mm, t.centre_lps_mm))
+            });
+            let (p, r, d) = nearest.map_or((0.0, 0.0, f64::INFINITY), |n| {
+                (n.probability, n.candidate.radius_mm, vec3::dist(n.candidate.centre_lps_mm, t.centre_lps_mm))
+            });
+            println!(
+                "T,{seed},{},{p:.3},{r:.1},,,{d:.1},,,,,,{},{:?},{:?},{:?},{:.2},,,",
+                t.id, t.id, t.kind, t.shape, t.attachment, t.mean_diameter_mm
+            );
+        }
         for (k, d) in scored.iter().enumerate().filter(|(_, d)| d.probability >= 0.1) {
             let c = d.candidate;
             for cut in VESSEL_CUTS {
