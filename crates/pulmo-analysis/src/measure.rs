@@ -185,14 +185,19 @@ fn interior_solid_share(nodule: &NoduleMask) -> Option<f64> {
 
 /// The largest connected part of the nodule at solid density. In a mostly non-solid nodule it
 /// must lie within the nodule: a vessel running through ground glass is just as dense, but it
-/// crosses the nodule's surface, so parts with more than a sixth of their voxels on the surface
-/// are not a solid core there.
+/// crosses the nodule's surface, so parts with more than a sixth of their voxels on it are not
+/// a solid core there. Across slices only solid tissue beyond the surface counts (a vessel runs
+/// on, since the vessel cut takes it off the nodule, not off the CT): on slices 2-2.5 mm thick
+/// a small nodule is three or four slices deep, and its core reaches the top and bottom ones.
 fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
-    let solid: Vec<bool> = nodule.inside.iter().zip(&nodule.hu).map(|(i, h)| *i && f64::from(*h) >= SOLID_COMPONENT_MIN_HU).collect();
+    let is_solid = |i: usize| f64::from(nodule.hu[i]) >= SOLID_COMPONENT_MIN_HU;
+    let plane = nodule.dims[1] * nodule.dims[2];
+    let crosses = |i: usize, j: usize| !nodule.inside[j] && (i / plane == j / plane || is_solid(j));
+    let solid: Vec<bool> = (0..nodule.inside.len()).map(|i| nodule.inside[i] && is_solid(i)).collect();
     let parts = mask::label_components(&solid, nodule.dims);
     let mut on_surface = vec![0usize; parts.sizes.len()];
     for (i, &l) in parts.labels.iter().enumerate().filter(|(_, l)| **l != 0) {
-        on_surface[l as usize] += usize::from(mask::face_neighbours(i, nodule.dims).any(|j| !nodule.inside[j]));
+        on_surface[l as usize] += usize::from(mask::face_neighbours(i, nodule.dims).any(|j| crosses(i, j)));
     }
     let solid_voxels = solid.iter().filter(|s| **s).count() as f64;
     let mostly_solid = solid_voxels >= SOLID_FRACTION * nodule.inside.iter().filter(|i| **i).count() as f64;
@@ -215,4 +220,52 @@ fn surface(nodule: &NoduleMask, geometry: &Geometry) -> Mesh {
         .ok()
         .and_then(|box_geometry| Volume::new(nodule.dims, box_geometry, nodule.fraction.clone()).ok());
     field.map_or_else(Mesh::default, |f| Mesh::isosurface(&f, 0.5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPACING: Vec3 = [2.5, 0.7, 0.7];
+    const DIMS: [usize; 3] = [9, 21, 21];
+
+    /// A ground-glass nodule 9 mm across (three slices 2.5 mm apart) in the middle of a box of
+    /// lung, with `solid(dz, dy, dx)` (mm from its centre) at soft-tissue density, inside the
+    /// nodule or beyond it.
+    fn ground_glass_with(solid: impl Fn(f64, f64, f64) -> bool) -> NoduleMask {
+        let n = DIMS.iter().product();
+        let (mut inside, mut hu) = (vec![false; n], vec![-850.0f32; n]);
+        let centre = [4.0, 10.0, 10.0];
+        for i in 0..n {
+            let index = [i / (DIMS[1] * DIMS[2]), (i / DIMS[2]) % DIMS[1], i % DIMS[2]];
+            let [dz, dy, dx] = [0, 1, 2].map(|a| (index[a] as f64 - centre[a]) * SPACING[a]);
+            inside[i] = dz * dz + dy * dy + dx * dx <= 4.5 * 4.5;
+            hu[i] = match (solid(dz, dy, dx), inside[i]) {
+                (true, _) => 40.0,
+                (false, true) => -600.0,
+                (false, false) => -850.0,
+            };
+        }
+        let fraction = inside.iter().map(|v| f32::from(u8::from(*v))).collect();
+        NoduleMask { origin: [0; 3], dims: DIMS, inside, fraction, hu, lung: vec![true; n], tissue_hu: -600.0, lung_hu: -850.0 }
+    }
+
+    fn density(nodule: &NoduleMask) -> Density {
+        let geometry = Geometry::axial([0.0; 3], SPACING).expect("geometry");
+        measure(nodule, &geometry).0.density
+    }
+
+    #[test]
+    fn a_core_through_all_of_a_thick_sliced_nodule_is_solid_component() {
+        let core = ground_glass_with(|dz, dy, dx| dz.abs() <= 2.5 && dy * dy + dx * dx <= 1.8 * 1.8);
+        assert_eq!(density(&core), Density::PartSolid);
+    }
+
+    #[test]
+    fn vessels_through_ground_glass_are_no_solid_component() {
+        let along_z = ground_glass_with(|_, dy, dx| dy * dy + dx * dx <= 1.0);
+        let skimming_the_edge = ground_glass_with(|dz, dy, _| dz.abs() <= 2.5 && (dy - 3.5).abs() <= 0.8);
+        assert_eq!(density(&along_z), Density::GroundGlass);
+        assert_eq!(density(&skimming_the_edge), Density::GroundGlass);
+    }
 }
