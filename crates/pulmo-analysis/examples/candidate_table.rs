@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use pulmo_analysis::nodule::{segment_nodule_with_cut, VESSEL_CUTS};
-use pulmo_analysis::{find_candidates, measure, segment_lungs, Detector};
+use pulmo_analysis::{find_candidates, measure, segment_lungs, Detection, Detector};
 use pulmo_phantom::PhantomSpec;
 use pulmo_torch::Device;
 use pulmo_volume::{vec3, Vec3};
@@ -33,12 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let candidates = find_candidates(&phantom.volume, &lungs, Device::Cpu)?;
         let scored = detector.score(&phantom.volume, &candidates)?;
         for t in &truth {
-            let nearest = scored.iter().min_by(|a, b| {
-                vec3::dist(a.candidate.centre_lps_mm, t.centre_lps_mm).total_cmp(&vec3::dist(b.candidate.centre_lps_mm, t.centre_lps_mm))
-            });
-            let (p, r, d) = nearest.map_or((0.0, 0.0, f64::INFINITY), |n| {
-                (n.probability, n.candidate.radius_mm, vec3::dist(n.candidate.centre_lps_mm, t.centre_lps_mm))
-            });
+            let from_truth = |d: &Detection| vec3::dist(d.candidate.centre_lps_mm, t.centre_lps_mm);
+            let nearest = scored.iter().min_by(|a, b| from_truth(a).total_cmp(&from_truth(b)));
+            let (p, r, d) = nearest.map_or((0.0, 0.0, f64::INFINITY), |n| (n.probability, n.candidate.radius_mm, from_truth(n)));
             println!(
                 "T,{seed},{},{p:.3},{r:.1},,,{d:.1},,,,,,{},{:?},{:?},{:?},{:.2},,,",
                 t.id, t.id, t.kind, t.shape, t.attachment, t.mean_diameter_mm
