@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (k, d) in scored.iter().enumerate().filter(|(_, d)| d.probability >= 0.1) {
             let c = d.candidate;
             for cut in VESSEL_CUTS {
-                let mask = segment_nodule_with_cut(&phantom.volume, &lungs, c.centre_lps_mm, c.radius_mm, cut)?;
+                let mask = segment_nodule_with_cut(&phantom.volume, &lungs, c.centre_lps_mm, c.radius_mm, cut);
                 let Some(mask) = mask else {
                     println!("C,{seed},{k},{:.3},{:.1},{cut},none,,,,,,,{},,,,,,,", d.probability, c.radius_mm, named(c.centre_lps_mm));
                     continue;

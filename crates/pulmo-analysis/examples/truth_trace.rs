@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut near: Vec<_> = scored.iter().map(|d| (vec3::dist(d.candidate.centre_lps_mm, t.centre_lps_mm), d)).filter(|(dist, _)| *dist <= t.long_axis_mm).collect();
         near.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (dist, d) in near.iter().take(3) {
-            let seg = segment_nodule(&phantom.volume, &lungs, d.candidate.centre_lps_mm, d.candidate.radius_mm)?;
+            let seg = segment_nodule(&phantom.volume, &lungs, d.candidate.centre_lps_mm, d.candidate.radius_mm);
             let what = seg.map(|m| {
                 let (s, _) = measure(&m, phantom.volume.geometry());
                 format!(

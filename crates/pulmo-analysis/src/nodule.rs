@@ -8,8 +8,7 @@
 //! that ball. Partial volume: a voxel on the rim counts by where its HU lies between lung and
 //! tissue, which is what makes small-nodule volumes right.
 
-use pulmo_torch::{image, Device, TchError, Tensor};
-use pulmo_volume::{mask, vec3, BoxRegion, Geometry, Vec3, Volume};
+use pulmo_volume::{distance, mask, vec3, BoxRegion, Geometry, Vec3, Volume};
 
 use crate::lung::LungMask;
 
@@ -129,7 +128,7 @@ pub const VESSEL_CUTS: [f64; 3] = [0.5, 0.75, 1.0];
 /// Segments the nodule around `centre` (LPS mm) of about `radius_mm`; `None` when there is no
 /// nodule there (no dense tissue at the seed, it lies outside the lungs, or it is a blob
 /// thinner than the vessel cut).
-pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Result<Option<NoduleMask>, TchError> {
+pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Option<NoduleMask> {
     segment_nodule_with_cut(ct, lungs, centre, radius_mm, VESSEL_CUTS[0])
 }
 
@@ -140,17 +139,17 @@ pub fn segment_nodule_with_cut(
     centre: Vec3,
     radius_mm: f64,
     vessel_cut: f64,
-) -> Result<Option<NoduleMask>, TchError> {
-    let Some(voxels) = BoxVoxels::read(ct, lungs, centre, radius_mm) else { return Ok(None) };
-    let Some(levels) = voxels.levels(radius_mm, ct.geometry().spacing) else { return Ok(None) };
-    let Some(mask) = voxels.cut(levels, vessel_cut, ct.geometry().spacing)? else { return Ok(None) };
+) -> Option<NoduleMask> {
+    let voxels = BoxVoxels::read(ct, lungs, centre, radius_mm)?;
+    let levels = voxels.levels(radius_mm, ct.geometry().spacing)?;
+    let mask = voxels.cut(levels, vessel_cut, ct.geometry().spacing)?;
     // A halo found from a core-sized seed may reach beyond the ring that found it: segmented
     // again at its own size, the box holds it and the vessel cut scales with it.
     let size = mask.equivalent_radius_mm(ct.geometry().spacing);
     if !levels.halo || size <= levels.radius_mm {
-        return Ok(Some(mask));
+        return Some(mask);
     }
-    let Some(voxels) = BoxVoxels::read(ct, lungs, centre, size) else { return Ok(Some(mask)) };
+    let Some(voxels) = BoxVoxels::read(ct, lungs, centre, size) else { return Some(mask) };
     voxels.cut(Levels { radius_mm: size, ..levels }, vessel_cut, ct.geometry().spacing)
 }
 
@@ -200,15 +199,15 @@ impl BoxVoxels {
     }
 
     /// Voxels above the midpoint of `levels` connected to the seed, vessels cut.
-    fn cut(self, levels: Levels, vessel_cut: f64, spacing: Vec3) -> Result<Option<NoduleMask>, TchError> {
+    fn cut(self, levels: Levels, vessel_cut: f64, spacing: Vec3) -> Option<NoduleMask> {
         let BoxVoxels { b, hu, lung, seed } = self;
         let threshold = ((levels.tissue_hu + levels.lung_hu) / 2.0) as f32;
         let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
-        let Some(region) = connected_to(&dense, b.dims, seed) else { return Ok(None) };
-        let Some(inside) = cut_vessels(&region, b.dims, seed, vessel_cut * levels.radius_mm, spacing)? else { return Ok(None) };
+        let region = connected_to(&dense, b.dims, seed)?;
+        let inside = cut_vessels(&region, b.dims, seed, vessel_cut * levels.radius_mm, spacing)?;
         let (tissue_hu, lung_hu) = (levels.tissue_hu, levels.lung_hu);
         let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
-        Ok(Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu }))
+        Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu })
     }
 }
 
@@ -309,38 +308,17 @@ fn connected_to(m: &[bool], dims: [usize; 3], seed: usize) -> Option<Vec<bool>> 
     Some(parts.labels.iter().map(|&l| l == label).collect())
 }
 
-/// Opening by an ellipsoid of `radius_mm`, keeping the part that holds the seed, then grown
-/// back inside `region`: what was attached through anything thinner than the ball is cut off.
+/// Opening by a ball of `radius_mm`, keeping the part that holds the seed, then grown back
+/// inside `region`: what was attached through anything thinner than the ball is cut off.
 /// `None` when the ball fits nowhere near the seed (the blob there is thinner than the ball).
-fn cut_vessels(region: &[bool], dims: [usize; 3], seed: usize, radius_mm: f64, spacing: Vec3) -> Result<Option<Vec<bool>>, TchError> {
-    let reach = spacing.map(|s| (radius_mm / s).floor() as i64);
-    if reach.iter().all(|&r| r < 1) {
-        return Ok(Some(region.to_vec()));
+fn cut_vessels(region: &[bool], dims: [usize; 3], seed: usize, radius_mm: f64, spacing: Vec3) -> Option<Vec<bool>> {
+    if spacing.iter().all(|&s| radius_mm < s) {
+        return Some(region.to_vec());
     }
-    let ball = ellipsoid(reach, radius_mm, spacing);
-    let t = image::mask_to_tensor(region, dims, Device::Cpu)?;
-    let eroded = image::to_mask(&hits(&t.f_rsub_scalar(1.0)?, &ball, reach)?.f_lt(0.5)?)?;
-    let core = connected_to(&eroded, dims, seed).or_else(|| nearest_component(&eroded, dims, seed, radius_mm, spacing));
-    let Some(core) = core else { return Ok(None) };
-    let grown = image::to_mask(&hits(&image::mask_to_tensor(&core, dims, Device::Cpu)?, &ball, reach)?.f_gt(0.5)?)?;
-    Ok(Some(grown.iter().zip(region).map(|(g, r)| *g && *r).collect()))
-}
-
-/// For each voxel, how many set voxels of `t` the ball centred on it covers.
-fn hits(t: &Tensor, ball: &Tensor, reach: [i64; 3]) -> Result<Tensor, TchError> {
-    t.f_unsqueeze(0)?.f_unsqueeze(0)?.f_conv3d::<Tensor>(ball, None, [1, 1, 1], reach, [1, 1, 1], 1)?.f_squeeze_dim(0)?.f_squeeze_dim(0)
-}
-
-fn ellipsoid(reach: [i64; 3], radius_mm: f64, spacing: Vec3) -> Tensor {
-    let side = reach.map(|r| 2 * r + 1);
-    let weights: Vec<f32> = (0..side[0] * side[1] * side[2])
-        .map(|i| {
-            let d = [i / (side[1] * side[2]) - reach[0], (i / side[2]) % side[1] - reach[1], i % side[2] - reach[2]];
-            let mm = vec3::norm([0, 1, 2].map(|a| d[a] as f64 * spacing[a]));
-            if mm <= radius_mm { 1.0 } else { 0.0 }
-        })
-        .collect();
-    Tensor::from_slice(&weights).reshape([1, 1, side[0], side[1], side[2]])
+    let eroded = distance::erode_ball(region, dims, spacing, radius_mm);
+    let core = connected_to(&eroded, dims, seed).or_else(|| nearest_component(&eroded, dims, seed, radius_mm, spacing))?;
+    let grown = distance::dilate_ball(&core, dims, spacing, radius_mm);
+    Some(grown.iter().zip(region).map(|(g, r)| *g && *r).collect())
 }
 
 /// The component of `m` whose voxel is nearest the seed, within `reach_mm` of it (the seed's

@@ -175,7 +175,7 @@ impl Pipeline {
             self.detector.score(volume, &candidates)?.into_iter().filter(|d| d.probability >= self.threshold).collect();
         clock.lap(Stage::Detection);
         detections.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        let measured = measure_detections(ct, &lungs, &detections, progress)?;
+        let measured = measure_detections(ct, &lungs, &detections, progress);
         clock.lap(Stage::Measurement);
         let source = ct.source_series();
         let mut follow_up_note = prior.is_none().then(|| "Lung-RADS: baseline rules (no prior exam compared)".to_string());
@@ -257,7 +257,7 @@ impl Pipeline {
         let mut measure_on_prior = |c: &Measurements| {
             let candidate = Candidate { centre_lps_mm: to_prior?.apply(c.centre_lps_mm), radius_mm: c.mean_diameter_mm / 2.0, response: 0.0 };
             // The nodule is known to be there (it is on this CT), so every vessel cut may free it.
-            let (_, measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, &VESSEL_CUTS).ok().flatten()?;
+            let (_, measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, &VESSEL_CUTS)?;
             let lung_rads = findings::baseline_category(&measurements);
             Some(follow_up::PriorMeasurement { measurements, lung_rads })
         };
@@ -287,7 +287,7 @@ fn measure_detections(
     lungs: &LungMask,
     detections: &[Detection],
     progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<Measured>, TchError> {
+) -> Vec<Measured> {
     let geometry = ct.volume.geometry();
     let mut kept: Vec<(NoduleMask, Measured)> = Vec::new();
     for (done, d) in detections.iter().enumerate() {
@@ -296,14 +296,14 @@ fn measure_detections(
             continue;
         }
         let cuts = if d.probability >= WIDE_CUT_PROBABILITY { &VESSEL_CUTS[..] } else { &VESSEL_CUTS[..1] };
-        let Some((mask, measurements, surface)) = compact_nodule(&ct.volume, lungs, &d.candidate, cuts)? else { continue };
+        let Some((mask, measurements, surface)) = compact_nodule(&ct.volume, lungs, &d.candidate, cuts) else { continue };
         let overlaps = kept.iter().any(|(other, _)| mask.touches(other));
         if !overlaps {
             let region = mask.region();
             kept.push((mask, Measured { measurements, surface, region, detection_probability: d.probability }));
         }
     }
-    Ok(kept.into_iter().map(|(_, m)| m).collect())
+    kept.into_iter().map(|(_, m)| m).collect()
 }
 
 /// The nodule segmented at a candidate, measured, if it is one pulmo reports: a compact blob
@@ -315,19 +315,19 @@ pub fn compact_nodule(
     lungs: &LungMask,
     candidate: &Candidate,
     cuts: &[f64],
-) -> Result<Option<(NoduleMask, Measurements, Mesh)>, TchError> {
+) -> Option<(NoduleMask, Measurements, Mesh)> {
     for &cut in cuts {
-        let Some(mask) = segment_nodule_with_cut(ct, lungs, candidate.centre_lps_mm, candidate.radius_mm, cut)? else { continue };
+        let Some(mask) = segment_nodule_with_cut(ct, lungs, candidate.centre_lps_mm, candidate.radius_mm, cut) else { continue };
         if mask.reaches_box_border() {
             continue;
         }
         let (measurements, surface) = measure(&mask, ct.geometry());
         let long = measurements.long_axis_mm;
         if long >= MIN_LONG_AXIS_MM && measurements.sphericity >= min_sphericity(long) {
-            return Ok(Some((mask, measurements, surface)));
+            return Some((mask, measurements, surface));
         }
     }
-    Ok(None)
+    None
 }
 
 fn reporting_threshold(detector: &Detector) -> f64 {

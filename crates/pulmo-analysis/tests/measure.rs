@@ -39,7 +39,7 @@ fn phantom_nodules_are_measured_against_truth() {
                 NoduleKind::PartSolid => Density::PartSolid,
                 NoduleKind::GroundGlass => Density::GroundGlass,
             };
-            let Some(mask) = segment_nodule(&phantom.volume, &lungs, t.centre_lps_mm, t.long_axis_mm / 2.0).unwrap() else {
+            let Some(mask) = segment_nodule(&phantom.volume, &lungs, t.centre_lps_mm, t.long_axis_mm / 2.0) else {
                 panic!("seed {seed} nodule {} ({:?}) not segmented", t.id, t.kind);
             };
             let (m, surface) = measure(&mask, phantom.volume.geometry());
@@ -91,7 +91,7 @@ fn part_solid_nodules_seeded_at_their_core_are_segmented_whole() {
     let (mut whole, mut n) = (0, 0);
     for t in phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some()) {
         let core = t.solid_core.as_ref().expect("a part-solid nodule has a core");
-        let mask = segment_nodule(&phantom.volume, &lungs, t.centre_lps_mm, core.mean_diameter_mm / 2.0).unwrap();
+        let mask = segment_nodule(&phantom.volume, &lungs, t.centre_lps_mm, core.mean_diameter_mm / 2.0);
         let m = mask.map(|mask| measure(&mask, phantom.volume.geometry()).0);
         let ok = m.as_ref().is_some_and(|m| (m.long_axis_mm - t.long_axis_mm).abs() <= 1.5 && m.density == Density::PartSolid);
         eprintln!(

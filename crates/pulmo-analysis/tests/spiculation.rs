@@ -32,7 +32,7 @@ fn measured_at_truth(spec: &PhantomSpec) -> Vec<(NoduleTruth, Option<Measurement
     let in_lung = phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some());
     in_lung
         .map(|truth| {
-            let mask = segment_nodule(&phantom.volume, &lungs, truth.centre_lps_mm, truth.long_axis_mm / 2.0).expect("segmentation");
+            let mask = segment_nodule(&phantom.volume, &lungs, truth.centre_lps_mm, truth.long_axis_mm / 2.0);
             (truth.clone(), mask.map(|mask| measure(&mask, phantom.volume.geometry()).0))
         })
         .collect()

@@ -6,6 +6,7 @@
 //! order, so `spacing[0]` is the slice spacing and `direction[2]` is the row direction cosine.
 
 mod affine;
+pub mod distance;
 mod geometry;
 pub mod mask;
 pub mod mesh;
