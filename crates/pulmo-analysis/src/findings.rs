@@ -104,8 +104,10 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
 
 /// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
 /// feature that makes category 3 or 4 into 4X (as called by `spiculation::is_spiculated`).
-/// The juxtapleural benign-shape rule (category 2 below 10 mm) is not applied: pulmo does not
-/// judge the shape of a nodule on the pleura.
+/// The juxtapleural benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one
+/// with no spicule at all; the shape rules already passed it as compact. Lobulation on a
+/// nodule this small is below what the segmentation resolves, so a lobulated one is not told
+/// apart (README, limits).
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
     let previous = followed.change.as_ref().map(|c| Previous {
         category: c.prior.lung_rads,
@@ -118,9 +120,15 @@ fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule 
         mean_diameter_mm: m.mean_diameter_mm,
         solid_component_mm: m.solid_core.map_or(0.0, |c| c.mean_diameter_mm),
         status: followed.status,
-        features: Features { benign: m.calcified, juxtapleural_benign_shape: false, suspicious: m.spiculated == Some(true) },
+        features: Features { benign: m.calcified, juxtapleural_benign_shape: smooth_on_pleura(m), suspicious: m.spiculated == Some(true) },
         previous,
     }
+}
+
+/// A nodule on the pleura with a smooth margin: Lung-RADS' benign shape, as far as pulmo sees
+/// it (the size, density and growth conditions are the rule's own, in pulmo-clinical).
+fn smooth_on_pleura(m: &Measurements) -> bool {
+    m.juxtapleural && m.spicules == Some(0)
 }
 
 fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool, count: u32) -> Option<Risk<BrockInputs>> {
@@ -148,4 +156,30 @@ fn mayo(m: &Measurements, patient: &PatientFacts, upper: bool) -> Option<Risk<Ma
         spiculation: m.spiculated,
     };
     Some(Risk { estimate: risk::mayo(&inputs), inputs })
+}
+
+#[cfg(test)]
+mod tests {
+    use pulmo_clinical::density::Density;
+    use pulmo_clinical::lung_rads::Category;
+
+    use super::baseline_category;
+    use crate::test_support::measurements;
+
+    #[test]
+    fn a_smooth_solid_nodule_on_the_pleura_below_10_mm_is_category_2() {
+        let on_pleura = |diameter: f64, spicules: Option<u32>, density: Density| {
+            let mut m = measurements([0.0; 3], diameter, density);
+            (m.juxtapleural, m.spicules, m.spiculated) = (true, spicules, spicules.map(|s| s >= 3));
+            baseline_category(&m)
+        };
+        assert_eq!(on_pleura(7.0, Some(0), Density::Solid), Category::Two);
+        assert_eq!(on_pleura(7.0, Some(1), Density::Solid), Category::Three, "one strand is no smooth margin");
+        assert_eq!(on_pleura(7.0, None, Density::Solid), Category::Three, "a margin not assessed is not smooth");
+        assert_eq!(on_pleura(10.0, Some(0), Density::Solid), Category::FourA, "the rule ends at 10 mm");
+        assert_eq!(on_pleura(7.0, Some(0), Density::PartSolid), Category::Three, "the rule is for solid nodules");
+        let mut away = measurements([0.0; 3], 7.0, Density::Solid);
+        away.spicules = Some(0);
+        assert_eq!(baseline_category(&away), Category::Three, "off the pleura the size rules hold");
+    }
 }

@@ -21,6 +21,8 @@ pub mod nodule;
 pub mod pipeline;
 pub mod registration;
 pub mod spiculation;
+#[cfg(test)]
+mod test_support;
 
 pub use candidates::{find_candidates, Candidate};
 pub use findings::{assess, Measured, NoduleFinding, PatientFacts};

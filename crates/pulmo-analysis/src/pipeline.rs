@@ -59,7 +59,7 @@ pub const FOLLOW_UP_MATCHING: &str = "follow-up: refinement and matching";
 
 /// What a reader should know about every run, whatever the CT.
 const METHOD_NOTES: [&str; 2] = [
-    "Lung-RADS: smooth and lobulated margins are not told apart, so the juxtapleural benign-shape rule is not applied; 4X is applied where the margin is called spiculated",
+    "Lung-RADS: a solid nodule on the pleura below 10 mm with no spicule on its margin takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
     "Spiculation is called from the spicules counted on solid and part-solid margins (at least 3, and one per 4 mm of mean diameter); it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
 ];
 

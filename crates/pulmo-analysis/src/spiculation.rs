@@ -10,7 +10,7 @@
 //! often the larger the nodule's surface, so calling a margin spiculated takes more spicules
 //! on a larger nodule. docs/accuracy.md has how the rule was chosen and how it does.
 
-use pulmo_volume::{mask, vec3, Vec3};
+use pulmo_volume::{distance, mask, Vec3};
 
 use crate::nodule::{NoduleMask, AERATED_MAX_HU};
 
@@ -85,12 +85,13 @@ pub fn strands(nodule: &NoduleMask, spacing: Vec3) -> Option<Vec<Strand>> {
     }
     let voxel_mm3 = spacing[0] * spacing[1] * spacing[2];
     let strand = |l: usize| touches[l] && !runs_on[l] && parts.sizes[l] as f64 * voxel_mm3 <= MAX_STRAND_MM3;
-    let mut points: Vec<Vec<Vec3>> = vec![Vec::new(); count];
+    let from_surface = distance::squared_distance_mm(&surface(nodule), dims, spacing);
+    let mut reach2 = vec![None::<f64>; count];
     for (i, &l) in parts.labels.iter().enumerate().filter(|(_, l)| **l != 0 && strand(**l as usize)) {
-        points[l as usize].push(box_mm(i, dims, spacing));
+        let r = &mut reach2[l as usize];
+        *r = Some(r.map_or(from_surface[i], |r| r.max(from_surface[i])));
     }
-    let surface = Surface::of(nodule, spacing);
-    Some(points.iter().filter(|p| !p.is_empty()).map(|p| Strand { reach_mm: surface.reach(p) }).collect())
+    Some(reach2.iter().flatten().map(|r2| Strand { reach_mm: r2.sqrt() }).collect())
 }
 
 /// Per box voxel: set in `m` and connected within `m` to the box's edge.
@@ -103,21 +104,10 @@ fn reaching_edge(nodule: &NoduleMask, m: &[bool]) -> Vec<bool> {
     parts.labels.iter().map(|&l| l != 0 && edge[l as usize]).collect()
 }
 
-/// The nodule's surface voxels in box millimetres, which strands' reach is measured from.
-struct Surface(Vec<Vec3>);
-
-impl Surface {
-    fn of(nodule: &NoduleMask, spacing: Vec3) -> Surface {
-        let dims = nodule.dims;
-        let on_surface = |i: usize| nodule.inside[i] && mask::face_neighbours(i, dims).any(|j| !nodule.inside[j]);
-        Surface((0..nodule.inside.len()).filter(|&i| on_surface(i)).map(|i| box_mm(i, dims, spacing)).collect())
-    }
-
-    /// The farthest any of `points` lies from the surface, mm.
-    fn reach(&self, points: &[Vec3]) -> f64 {
-        let nearest = |p: Vec3| self.0.iter().map(|s| vec3::dist(p, *s)).fold(f64::INFINITY, f64::min);
-        points.iter().map(|p| nearest(*p)).fold(0.0, f64::max)
-    }
+/// The nodule's surface voxels, which strands' reach is measured from.
+fn surface(nodule: &NoduleMask) -> Vec<bool> {
+    let dims = nodule.dims;
+    (0..nodule.inside.len()).map(|i| nodule.inside[i] && mask::face_neighbours(i, dims).any(|j| !nodule.inside[j])).collect()
 }
 
 /// `m` grown by one voxel in all 26 directions.
@@ -134,10 +124,6 @@ fn dilate26(m: &[bool], [nz, ny, nx]: [usize; 3]) -> Vec<bool> {
         }
     }
     out
-}
-
-fn box_mm(i: usize, [_, ny, nx]: [usize; 3], spacing: Vec3) -> Vec3 {
-    [(i / (ny * nx)) as f64 * spacing[0], ((i / nx) % ny) as f64 * spacing[1], (i % nx) as f64 * spacing[2]]
 }
 
 /// Robust SD (1.4826 MAD) of the aerated lung's HU in the box: the CT noise there.

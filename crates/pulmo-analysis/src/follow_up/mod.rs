@@ -206,34 +206,11 @@ fn in_scan(source: &SourceSeries, lps: Vec3) -> bool {
 #[cfg(test)]
 mod tests {
     use pulmo_clinical::lung_rads::{Assessment, Category};
-    use pulmo_findings::{Algorithm, ExamAssessment, HuStats, LungSummary, NoduleFinding, PatientFacts, Processing, StudyFindings};
+    use pulmo_findings::{Algorithm, ExamAssessment, LungSummary, NoduleFinding, PatientFacts, Processing, StudyFindings};
     use pulmo_volume::Geometry;
 
     use super::*;
-
-    fn measurements(centre: Vec3, diameter: f64, density: Density) -> Measurements {
-        Measurements {
-            centre_lps_mm: centre,
-            long_axis_mm: diameter,
-            short_axis_mm: diameter,
-            long_axis_lps_mm: [centre; 2],
-            short_axis_lps_mm: [centre; 2],
-            mean_diameter_mm: diameter,
-            axial_plane_z_mm: centre[2],
-            longest_diameter_3d_mm: diameter,
-            volume_mm3: std::f64::consts::PI / 6.0 * diameter.powi(3),
-            hu: HuStats { mean: 20.0, sd: 10.0, min: -100.0, max: 60.0 },
-            mass_mg: 0.0,
-            solid_core: None,
-            solid_fraction: 1.0,
-            density,
-            sphericity: 1.0,
-            spiculated: None,
-            spicules: None,
-            calcified: false,
-            juxtapleural: false,
-        }
-    }
+    use crate::test_support::measurements;
 
     fn source(date: &str) -> SourceSeries {
         SourceSeries {
