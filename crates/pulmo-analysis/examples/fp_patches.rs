@@ -89,7 +89,7 @@ fn write_study(study: &Phantom, out: &Path, name: &str) -> Result<(), Error> {
     for c in &candidates {
         centres.push(c.centre_lps_mm);
         labels.push(u8::from(truth.iter().any(|(t, r)| vec3::dist(*t, c.centre_lps_mm) <= *r)));
-        compact.push(u8::from(compact_nodule(&study.volume, &lungs, c, &VESSEL_CUTS)?.is_some()));
+        compact.push(u8::from(compact_nodule(&study.volume, &lungs, c, &VESSEL_CUTS).is_some()));
     }
     let seed = study.truth.seed as usize;
     for (i, (t, r)) in truth.iter().enumerate() {
