@@ -1,6 +1,7 @@
 //! The analysis pipeline, stage by stage, from a CT volume in HU to what the radiologist gets.
 //! Heavy voxel work runs as tensor operations (pulmo-torch) on the worker's device; what
-//! libtorch has no kernel for (connected components, region growing) is plain Rust.
+//! libtorch has no kernel for (connected components, region growing) is plain Rust, and so is
+//! the per-nodule vessel cut (a distance transform, linear where a ball convolution is not).
 //!
 //! [`pipeline`] runs the stages in order and returns `StudyFindings` (pulmo-findings):
 //! [`lung`] (left and right lung masks, airways excluded, zones, emphysema), [`candidates`]
