@@ -69,16 +69,16 @@ impl Envelope {
         // Where the parabolas of p and q (p < q) cross, in position units.
         let cross = |p: usize, q: usize| ((f[q] / s2 + (q * q) as f64) - (f[p] / s2 + (p * p) as f64)) / (2.0 * (q - p) as f64);
         for q in (0..f.len()).filter(|&q| f[q].is_finite()) {
-            let mut start = f64::NEG_INFINITY;
-            while let Some(&p) = self.vertex.last() {
-                start = cross(p, q);
-                if start > *self.from.last().unwrap_or(&f64::NEG_INFINITY) {
-                    break;
+            // Parabolas that q's is lower than from where they start are hidden: drop them.
+            let start = loop {
+                let Some((&p, &from)) = self.vertex.last().zip(self.from.last()) else { break f64::NEG_INFINITY };
+                let crossing = cross(p, q);
+                if crossing > from {
+                    break crossing;
                 }
                 self.vertex.pop();
                 self.from.pop();
-                start = f64::NEG_INFINITY;
-            }
+            };
             self.vertex.push(q);
             self.from.push(start);
         }
