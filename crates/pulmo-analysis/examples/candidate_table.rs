@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use pulmo_analysis::nodule::{segment_nodule_with_cut, VESSEL_CUTS};
+use pulmo_analysis::nodule::{segment_nodule_with_cut, Pleura, VESSEL_CUTS};
 use pulmo_analysis::{find_candidates, measure, segment_lungs, Detection, Detector};
 use pulmo_phantom::PhantomSpec;
 use pulmo_torch::Device;
@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (k, d) in scored.iter().enumerate().filter(|(_, d)| d.probability >= 0.1) {
             let c = d.candidate;
             for cut in VESSEL_CUTS {
-                let mask = segment_nodule_with_cut(&phantom.volume, &lungs, c.centre_lps_mm, c.radius_mm, cut);
+                let mask = segment_nodule_with_cut(&phantom.volume, &lungs, c.centre_lps_mm, c.radius_mm, cut, Pleura::Cut);
                 let Some(mask) = mask else {
                     println!("C,{seed},{k},{:.3},{:.1},{cut},none,,,,,,,{},,,,,,,", d.probability, c.radius_mm, named(c.centre_lps_mm));
                     continue;

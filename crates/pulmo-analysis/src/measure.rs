@@ -26,7 +26,7 @@ const MAX_SURFACE_POINTS: usize = 1500;
 pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh) {
     let voxel_mm3 = geometry.voxel_volume_mm3();
     let volume_mm3 = nodule.fraction.iter().map(|f| f64::from(*f)).sum::<f64>() * voxel_mm3;
-    let axes = axial_axes(nodule, &nodule.inside, geometry);
+    let axes = axial_axes(nodule, &nodule.inside, geometry, true);
     let core = solid_core(nodule, geometry);
     let solid_fraction = core.map_or(0.0, |c| (c.volume_mm3 / volume_mm3.max(f64::MIN_POSITIVE)).min(1.0));
     let hu = hu_stats(nodule);
@@ -73,8 +73,11 @@ impl Axes {
     }
 }
 
-/// Lung-RADS axes of the voxels `which` of the nodule's box, on the slice where they are largest.
-fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry) -> Axes {
+/// Lung-RADS axes of the voxels `which` of the nodule's box, on the slice where they are
+/// largest. For the whole nodule (`on_edge`) the callipers go on the partial-volume edge (see
+/// [`in_plane_contour`]); for a solid core, which has no tissue fractions of its own, on the
+/// edge pixels, half a pixel out.
+fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, on_edge: bool) -> Axes {
     let [nz, ny, nx] = nodule.dims;
     let plane = ny * nx;
     let Some(z) = (0..nz).max_by_key(|&z| which[z * plane..(z + 1) * plane].iter().filter(|v| **v).count()) else {
@@ -87,29 +90,63 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry) -> Axes 
         .collect();
     let pixel = (geometry.spacing[1] + geometry.spacing[2]) / 2.0;
     let plane_z = edge.first().map_or(0.0, |p| p[2]);
-    let Some((a, b)) = farthest_pair(&edge) else {
-        let single = if edge.is_empty() { 0.0 } else { pixel };
-        return Axes::none(plane_z, edge.first().copied().unwrap_or([0.0; 3]), single);
+    let contour = if on_edge { in_plane_contour(nodule, z, geometry) } else { Vec::new() };
+    let axes = match contour.len() {
+        0..=2 => callipers(&edge, pixel, geometry.slice_normal()),
+        _ => callipers(&contour, 0.0, geometry.slice_normal()),
     };
-    // Pixel centres at the two extremes lie half a pixel inside the edge on average.
-    let long = vec3::dist(a, b) + pixel;
+    axes.map(|a| Axes { plane_z, ..a }).unwrap_or_else(|| {
+        let single = if edge.is_empty() { 0.0 } else { pixel };
+        Axes::none(plane_z, edge.first().copied().unwrap_or([0.0; 3]), single)
+    })
+}
+
+/// Where the nodule's tissue fraction crosses one half between neighbouring pixels of slice
+/// `z` (linear between their centres), LPS mm: its outline at sub-pixel precision. Tissue cut
+/// off the nodule (a vessel, denser than the segmentation's threshold) counts as none, so the
+/// outline stops where the cut did.
+fn in_plane_contour(nodule: &NoduleMask, z: usize, geometry: &Geometry) -> Vec<Vec3> {
+    let [_, ny, nx] = nodule.dims;
+    let threshold = ((nodule.tissue_hu + nodule.lung_hu) / 2.0) as f32;
+    let field = |i: usize| if nodule.inside[i] || nodule.hu[i] < threshold { f64::from(nodule.fraction[i]) } else { 0.0 };
+    let at = |y: usize, x: usize| (z * ny + y) * nx + x;
+    let right = (0..ny).flat_map(|y| (1..nx).map(move |x| (at(y, x - 1), at(y, x))));
+    let down = (1..ny).flat_map(|y| (0..nx).map(move |x| (at(y - 1, x), at(y, x))));
+    right
+        .chain(down)
+        .filter_map(|(i, j)| {
+            let (a, b) = (field(i), field(j));
+            ((a >= 0.5) != (b >= 0.5)).then(|| {
+                let (p, q) = (nodule.lps(i, geometry), nodule.lps(j, geometry));
+                vec3::add(p, vec3::scale(vec3::sub(q, p), (a - 0.5) / (a - b)))
+            })
+        })
+        .collect()
+}
+
+/// Callipers on in-plane points: the long axis between the farthest pair, the short axis the
+/// extent across it; each `margin` mm longer (the points are pixel centres, half a pixel
+/// inside the edge on average, or 0 for points on the edge). `None` below two points.
+fn callipers(points: &[Vec3], margin: f64, normal: Vec3) -> Option<Axes> {
+    let (a, b) = farthest_pair(points)?;
+    let long = vec3::dist(a, b) + margin;
     let along = vec3::normalize(vec3::sub(b, a));
-    let across = vec3::normalize(vec3::cross(geometry.slice_normal(), along));
-    let (lo, hi) = edge.iter().map(|p| vec3::dot(*p, across)).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| (lo.min(d), hi.max(d)));
-    let short = (hi - lo + pixel).min(long);
-    // Lines drawn edge to edge: the long axis through its end pixels, the short axis across
+    let across = vec3::normalize(vec3::cross(normal, along));
+    let (lo, hi) = points.iter().map(|p| vec3::dot(*p, across)).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| (lo.min(d), hi.max(d)));
+    let short = (hi - lo + margin).min(long);
+    // Lines drawn edge to edge: the long axis through its end points, the short axis across
     // the long axis's midpoint.
-    let half = vec3::scale(along, pixel / 2.0);
+    let half = vec3::scale(along, margin / 2.0);
     let mid = vec3::scale(vec3::add(a, b), 0.5);
     let centre_across = vec3::add(mid, vec3::scale(across, (lo + hi) / 2.0 - vec3::dot(mid, across)));
     let short_half = vec3::scale(across, short / 2.0);
-    Axes {
+    Some(Axes {
         long,
         short,
         long_line: [vec3::sub(a, half), vec3::add(b, half)],
         short_line: [vec3::sub(centre_across, short_half), vec3::add(centre_across, short_half)],
-        plane_z,
-    }
+        plane_z: 0.0,
+    })
 }
 
 fn in_plane_edge(slice: &[bool], p: usize, ny: usize, nx: usize) -> bool {
@@ -204,7 +241,7 @@ fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
     let within = |l: u32| mostly_solid || 6 * on_surface[l as usize] <= parts.sizes[l as usize];
     let core_label = parts.by_size().into_iter().find(|&l| within(l))?;
     let core: Vec<bool> = parts.labels.iter().map(|&l| l == core_label).collect();
-    let axes = axial_axes(nodule, &core, geometry);
+    let axes = axial_axes(nodule, &core, geometry, false);
     Some(SolidCore {
         long_axis_mm: axes.long,
         short_axis_mm: axes.short,
@@ -248,6 +285,45 @@ mod tests {
         }
         let fraction = inside.iter().map(|v| f32::from(u8::from(*v))).collect();
         NoduleMask { origin: [0; 3], dims: DIMS, inside, fraction, hu, lung: vec![true; n], tissue_hu: -600.0, lung_hu: -850.0 }
+    }
+
+    /// A solid ball of `diameter` mm in lung on 1 mm slices of `pixel` mm pixels, centred on a
+    /// slice but off the pixel grid, each voxel's HU and tissue fraction its share of the ball
+    /// (4^3 subsamples): what the segmentation's partial-volume fractions stand for.
+    fn ball(diameter: f64, pixel: f64) -> (NoduleMask, Geometry) {
+        let spacing = [1.0, pixel, pixel];
+        let n_in_plane = (diameter / pixel).ceil() as usize + 6;
+        let dims = [diameter.ceil() as usize + 5, n_in_plane, n_in_plane];
+        let centre = [dims[0] / 2, dims[1] / 2, dims[2] / 2].map(|c| c as f64);
+        let centre = [centre[0], centre[1] + 0.3, centre[2] + 0.45];
+        let n = dims.iter().product();
+        let share = |i: usize| {
+            let index = [i / (dims[1] * dims[2]), (i / dims[2]) % dims[1], i % dims[2]];
+            let sub = |k: usize, a: usize| (index[a] as f64 - 0.375 + 0.25 * k as f64 - centre[a]) * spacing[a];
+            let hits = (0..64).filter(|k| vec3::norm([sub(k / 16, 0), sub((k / 4) % 4, 1), sub(k % 4, 2)]) <= diameter / 2.0).count();
+            hits as f32 / 64.0
+        };
+        let fraction: Vec<f32> = (0..n).map(share).collect();
+        let hu = fraction.iter().map(|f| -850.0 + 890.0 * f).collect();
+        let inside = fraction.iter().map(|f| *f >= 0.5).collect();
+        let geometry = Geometry::axial([0.0; 3], spacing).expect("geometry");
+        (NoduleMask { origin: [0; 3], dims, inside, fraction, hu, lung: vec![true; n], tissue_hu: 40.0, lung_hu: -850.0 }, geometry)
+    }
+
+    /// Within a quarter pixel: the outline's points lie on grid lines, so on a small ball the
+    /// callipers can fall between them (the short axis of the 4.6 mm ball at 0.9 mm, -0.2 mm);
+    /// on pixel centres plus a pixel the long axes were up to 0.6 mm long.
+    #[test]
+    fn axes_are_taken_on_the_partial_volume_edge() {
+        for diameter in [4.6, 5.8, 6.1, 9.3] {
+            for pixel in [0.7, 0.9] {
+                let (nodule, geometry) = ball(diameter, pixel);
+                let (m, _) = measure(&nodule, &geometry);
+                for (name, axis) in [("long", m.long_axis_mm), ("short", m.short_axis_mm)] {
+                    assert!((axis - diameter).abs() <= 0.25, "{diameter} mm ball at {pixel} mm pixels: {name} axis {axis:.2} mm");
+                }
+            }
+        }
     }
 
     fn density(nodule: &NoduleMask) -> Density {

@@ -125,24 +125,39 @@ impl NoduleMask {
 /// into round blobs, so the pipeline tries them on confident detections only.
 pub const VESSEL_CUTS: [f64; 3] = [0.5, 0.75, 1.0];
 
-/// Segments the nodule around `centre` (LPS mm) of about `radius_mm`; `None` when there is no
-/// nodule there (no dense tissue at the seed, it lies outside the lungs, or it is a blob
-/// thinner than the vessel cut).
-pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Option<NoduleMask> {
-    segment_nodule_with_cut(ct, lungs, centre, radius_mm, VESSEL_CUTS[0])
+/// What the vessel cut does where a nodule meets the chest wall. The lung mask ends there, so
+/// it leaves a juxtapleural nodule's wall side thin, and a cut that may not lean on the wall
+/// takes that side off as if it were an attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pleura {
+    /// The wall side is cut like any thin part: the lung-side blob, rounder than the whole
+    /// nodule, which the reporting shape rules were chosen on.
+    Cut,
+    /// The ball leans on the wall, so the wall side stays: the nodule as it is measured.
+    Kept,
 }
 
-/// [`segment_nodule`] with a vessel cut of `vessel_cut` nodule radii.
+/// Segments the nodule around `centre` (LPS mm) of about `radius_mm` as it is measured (the
+/// first vessel cut, its wall side kept); `None` when there is no nodule there (no dense
+/// tissue at the seed, it lies outside the lungs, or it is a blob thinner than the vessel cut).
+pub fn segment_nodule(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Option<NoduleMask> {
+    segment_nodule_with_cut(ct, lungs, centre, radius_mm, VESSEL_CUTS[0], Pleura::Kept)
+}
+
+/// [`segment_nodule`] with a vessel cut of `vessel_cut` nodule radii that does `pleura` at the
+/// chest wall.
 pub fn segment_nodule_with_cut(
     ct: &Volume<i16>,
     lungs: &LungMask,
     centre: Vec3,
     radius_mm: f64,
     vessel_cut: f64,
+    pleura: Pleura,
 ) -> Option<NoduleMask> {
     let voxels = BoxVoxels::read(ct, lungs, centre, radius_mm)?;
     let levels = voxels.levels(radius_mm, ct.geometry().spacing)?;
-    let mask = voxels.cut(levels, vessel_cut, ct.geometry().spacing)?;
+    let cut = Cut { ball: vessel_cut, pleura };
+    let mask = voxels.cut(levels, cut, ct.geometry().spacing)?;
     // A halo found from a core-sized seed may reach beyond the ring that found it: segmented
     // again at its own size, the box holds it and the vessel cut scales with it.
     let size = mask.equivalent_radius_mm(ct.geometry().spacing);
@@ -150,7 +165,14 @@ pub fn segment_nodule_with_cut(
         return Some(mask);
     }
     let Some(voxels) = BoxVoxels::read(ct, lungs, centre, size) else { return Some(mask) };
-    voxels.cut(Levels { radius_mm: size, ..levels }, vessel_cut, ct.geometry().spacing)
+    voxels.cut(Levels { radius_mm: size, ..levels }, cut, ct.geometry().spacing)
+}
+
+/// A vessel cut: its ball's radius in nodule radii, and what it does at the chest wall.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    ball: f64,
+    pleura: Pleura,
 }
 
 /// The densities a nodule is segmented between, and its radius as far as the seed tells.
@@ -198,13 +220,17 @@ impl BoxVoxels {
         (tissue_hu - lung_hu >= MIN_CONTRAST_HU).then_some(Levels { tissue_hu, lung_hu, radius_mm, halo: halo.is_some() })
     }
 
-    /// Voxels above the midpoint of `levels` connected to the seed, vessels cut.
-    fn cut(self, levels: Levels, vessel_cut: f64, spacing: Vec3) -> Option<NoduleMask> {
+    /// Voxels above the midpoint of `levels` connected to the seed, vessels cut by `cut`.
+    fn cut(self, levels: Levels, cut: Cut, spacing: Vec3) -> Option<NoduleMask> {
         let BoxVoxels { b, hu, lung, seed } = self;
         let threshold = ((levels.tissue_hu + levels.lung_hu) / 2.0) as f32;
         let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
         let region = connected_to(&dense, b.dims, seed)?;
-        let inside = cut_vessels(&region, b.dims, seed, vessel_cut * levels.radius_mm, spacing)?;
+        let wall: Vec<bool> = match cut.pleura {
+            Pleura::Kept => hu.iter().zip(&lung).map(|(h, l)| !*l && *h >= threshold).collect(),
+            Pleura::Cut => vec![false; hu.len()],
+        };
+        let inside = cut_vessels(&region, &wall, b.dims, seed, cut.ball * levels.radius_mm, spacing)?;
         let (tissue_hu, lung_hu) = (levels.tissue_hu, levels.lung_hu);
         let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
         Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu })
@@ -310,12 +336,16 @@ fn connected_to(m: &[bool], dims: [usize; 3], seed: usize) -> Option<Vec<bool>> 
 
 /// Opening by a ball of `radius_mm`, keeping the part that holds the seed, then grown back
 /// inside `region`: what was attached through anything thinner than the ball is cut off.
-/// `None` when the ball fits nowhere near the seed (the blob there is thinner than the ball).
-fn cut_vessels(region: &[bool], dims: [usize; 3], seed: usize, radius_mm: f64, spacing: Vec3) -> Option<Vec<bool>> {
+/// The ball may lean on the `wall` (dense tissue outside the lungs): where a juxtapleural
+/// nodule meets the chest wall the lung mask leaves only a thin part of it, which is no
+/// attachment to cut. `None` when the ball fits nowhere near the seed (the blob there is
+/// thinner than the ball).
+fn cut_vessels(region: &[bool], wall: &[bool], dims: [usize; 3], seed: usize, radius_mm: f64, spacing: Vec3) -> Option<Vec<bool>> {
     if spacing.iter().all(|&s| radius_mm < s) {
         return Some(region.to_vec());
     }
-    let eroded = distance::erode_ball(region, dims, spacing, radius_mm);
+    let solid: Vec<bool> = region.iter().zip(wall).map(|(r, w)| *r || *w).collect();
+    let eroded: Vec<bool> = distance::erode_ball(&solid, dims, spacing, radius_mm).iter().zip(region).map(|(e, r)| *e && *r).collect();
     let core = connected_to(&eroded, dims, seed).or_else(|| nearest_component(&eroded, dims, seed, radius_mm, spacing))?;
     let grown = distance::dilate_ball(&core, dims, spacing, radius_mm);
     Some(grown.iter().zip(region).map(|(g, r)| *g && *r).collect())

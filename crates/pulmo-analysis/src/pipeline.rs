@@ -19,7 +19,7 @@ use crate::findings::{self, Measured};
 use crate::follow_up::{self, Followed, PriorMapping};
 use crate::registration::{refine_near, register_to_prior, RegistrationError};
 use crate::lung::{LungError, LungMask};
-use crate::nodule::{segment_nodule_with_cut, VESSEL_CUTS};
+use crate::nodule::{segment_nodule_with_cut, Pleura, VESSEL_CUTS};
 use crate::{find_candidates, measure, segment_lungs, Candidate, Measurements, NoduleMask};
 
 /// The false-positive reduction model's manifest, in the models folder.
@@ -309,22 +309,33 @@ fn measure_detections(
 /// The nodule segmented at a candidate, measured, if it is one pulmo reports: a compact blob
 /// (not reaching its box, sphericity at least [`min_sphericity`]: vessel trees and walls are
 /// neither) at least [`MIN_LONG_AXIS_MM`] long. `cuts` are the vessel cuts to try, in turn
-/// (nodule radii, see [`VESSEL_CUTS`]); the first that leaves such a blob wins.
+/// (nodule radii, see [`VESSEL_CUTS`]); the first that leaves such a blob wins. The blob is
+/// judged with its wall side cut ([`Pleura::Cut`]); a juxtapleural one is then measured with
+/// that side kept.
 pub fn compact_nodule(
     ct: &Volume<i16>,
     lungs: &LungMask,
     candidate: &Candidate,
     cuts: &[f64],
 ) -> Option<(NoduleMask, Measurements, Mesh)> {
+    let (centre, radius) = (candidate.centre_lps_mm, candidate.radius_mm);
     for &cut in cuts {
-        let Some(mask) = segment_nodule_with_cut(ct, lungs, candidate.centre_lps_mm, candidate.radius_mm, cut) else { continue };
+        let Some(mask) = segment_nodule_with_cut(ct, lungs, centre, radius, cut, Pleura::Cut) else { continue };
         if mask.reaches_box_border() {
             continue;
         }
         let (measurements, surface) = measure(&mask, ct.geometry());
         let long = measurements.long_axis_mm;
         if long >= MIN_LONG_AXIS_MM && measurements.sphericity >= min_sphericity(long) {
-            return Some((mask, measurements, surface));
+            if !measurements.juxtapleural {
+                return Some((mask, measurements, surface));
+            }
+            // Measured whole: with its side against the wall, which the cut above took off.
+            let whole = segment_nodule_with_cut(ct, lungs, centre, radius, cut, Pleura::Kept).filter(|m| !m.reaches_box_border());
+            return Some(whole.map_or((mask, measurements, surface), |whole| {
+                let (measurements, surface) = measure(&whole, ct.geometry());
+                (whole, measurements, surface)
+            }));
         }
     }
     None

@@ -46,12 +46,12 @@ impl Strand {
 
 /// A margin is spiculated from this many spicules on,
 const MIN_SPICULES: u32 = 3;
-/// and from one per this many millimetres of mean diameter where that is more (13 mm on).
+/// and from one per this many whole millimetres of mean diameter where that is more (13 mm on).
 const MM_PER_SPICULE: f64 = 4.0;
 
 /// Whether a margin with `spicules` on a nodule of `mean_diameter_mm` is called spiculated.
 pub fn is_spiculated(spicules: u32, mean_diameter_mm: f64) -> bool {
-    f64::from(spicules) >= f64::from(MIN_SPICULES).max(mean_diameter_mm / MM_PER_SPICULE)
+    f64::from(spicules) >= f64::from(MIN_SPICULES).max(mean_diameter_mm.floor() / MM_PER_SPICULE)
 }
 
 /// The spicules of a segmented nodule; `None` when the contrast is too low to tell.
@@ -150,10 +150,12 @@ mod tests {
             (2, 5.0, false),
             (3, 5.0, true),
             (3, 12.0, true),
-            (3, 12.1, false),
+            (3, 12.9, true),
+            (3, 13.0, false),
             (4, 16.0, true),
-            (5, 20.4, false),
-            (6, 20.4, true),
+            (4, 16.9, true),
+            (4, 17.0, false),
+            (5, 20.9, true),
         ] {
             assert_eq!(is_spiculated(spicules, mean_mm), called, "{spicules} spicules on {mean_mm} mm");
         }

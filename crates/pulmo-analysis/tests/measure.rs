@@ -16,7 +16,9 @@ fn spec(seed: u64) -> PhantomSpec {
         slice_thickness_mm: 1.0,
         slices: slices_for_coverage(260.0, 1.0),
         nodule_count: 12,
-        nodules: [6.0, 8.0, 10.0, 12.0, 15.0, 20.0].into_iter().map(sized).collect(),
+        // Off the Lung-RADS size cut-offs (6, 8 and 15 mm; 10 mm for the juxtapleural rule):
+        // a nodule drawn at one is in either category within 0.05 mm.
+        nodules: [6.6, 8.6, 11.0, 12.5, 16.0, 20.0].into_iter().map(sized).collect(),
         ..Default::default()
     }
 }
