@@ -12,6 +12,12 @@ use crate::candidates::Candidate;
 
 /// Patches per forward pass: bounds memory (64 x 32^3 floats is 8 MB).
 const BATCH: usize = 64;
+/// Candidates of this radius or more (the candidate finder's largest scale) may be masses,
+/// larger than the training nodules (up to 30 mm) and than a patch at the model's spacing:
+/// that patch sees only their inside. At [`MASS_ZOOM`] times the spacing the patch holds a
+/// 50 mm mass as a 25 mm nodule.
+const MASS_RADIUS_MM: f64 = 12.0;
+const MASS_ZOOM: f64 = 2.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -51,17 +57,23 @@ impl Detector {
         self.model.manifest.output.threshold.unwrap_or(0.5)
     }
 
-    /// Every candidate with its probability, in the candidates' order.
+    /// Every candidate with its probability, in the candidates' order. A candidate of
+    /// [`MASS_RADIUS_MM`] or more is scored on a patch of [`MASS_ZOOM`] times the spacing.
     pub fn score(&self, ct: &Volume<i16>, candidates: &[Candidate]) -> Result<Vec<Detection>, DetectError> {
-        let windowed = windowed_ct(ct, &self.model.manifest.input, self.model.device())?;
-        let mut out = Vec::with_capacity(candidates.len());
-        for chunk in candidates.chunks(BATCH) {
-            let centres: Vec<Vec3> = chunk.iter().map(|c| c.centre_lps_mm).collect();
-            let batch = sample(&windowed, ct, &centres, &self.model.manifest.input)?;
-            let p = image::to_vec(&self.model.forward(&batch)?.f_sigmoid()?)?;
-            out.extend(chunk.iter().zip(p).map(|(c, p)| Detection { candidate: *c, probability: f64::from(p) }));
+        let input = &self.model.manifest.input;
+        let windowed = windowed_ct(ct, input, self.model.device())?;
+        let (large, small): (Vec<usize>, Vec<usize>) = (0..candidates.len()).partition(|&i| candidates[i].radius_mm >= MASS_RADIUS_MM);
+        let mut probability = vec![0.0f32; candidates.len()];
+        for (indices, zoom) in [(small, 1.0), (large, MASS_ZOOM)] {
+            let spec = InputSpec { spacing_mm: input.spacing_mm.map(|s| s * zoom), ..input.clone() };
+            for chunk in indices.chunks(BATCH) {
+                let centres: Vec<Vec3> = chunk.iter().map(|&i| candidates[i].centre_lps_mm).collect();
+                let batch = sample(&windowed, ct, &centres, &spec)?;
+                let p = image::to_vec(&self.model.forward(&batch)?.f_sigmoid()?)?;
+                chunk.iter().zip(p).for_each(|(&i, p)| probability[i] = p);
+            }
         }
-        Ok(out)
+        Ok(candidates.iter().zip(probability).map(|(c, p)| Detection { candidate: *c, probability: f64::from(p) }).collect())
     }
 
     /// The candidates the model calls nodules.

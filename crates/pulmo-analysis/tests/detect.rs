@@ -2,10 +2,11 @@
 //! phantom seeds it was not trained on: sensitivity by type and size, false positives per scan.
 //! Without the model the pipeline stops with an error naming it.
 //!
-//! The model is small (validation AUC 0.95 in its manifest); the assertions hold it to what the
-//! first one did (keeps >= 70% of the required nodules while dropping >= 40% of the
-//! candidates; measured 15 of 18 and 52-73% dropped) so that a regression fails; the issue's
-//! goal (95% at 1 false positive per scan) is for a later model.
+//! At its own threshold the model (0.3.0, validation AUC 0.995 in its manifest) keeps 15 of
+//! the 18 required nodules here (the misses are juxtavascular, which the model was never strong
+//! on) and 2% of the candidates, with 0 and 1 false positives; the assertions hold it near that
+//! (>= 70% of the nodules, <= 10% of the candidates, <= 3 false positives per scan; the first,
+//! three-block model kept 15 of 18 and 27-48% of the candidates) so that a regression fails.
 
 use std::path::{Path, PathBuf};
 
@@ -66,5 +67,6 @@ fn detection_on_unseen_phantoms() {
     }
     eprintln!("detected {found} of {required} required nodules; false positives per scan {false_positives:?}");
     assert!(found * 100 >= required * 70, "sensitivity {found}/{required}");
-    assert!(kept.iter().all(|&k| k <= 0.6), "share of candidates kept {kept:?}");
+    assert!(kept.iter().all(|&k| k <= 0.1), "share of candidates kept {kept:?}");
+    assert!(false_positives.iter().all(|&n| n <= 3), "false positives per scan {false_positives:?}");
 }
