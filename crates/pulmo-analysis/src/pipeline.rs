@@ -48,9 +48,10 @@ pub const WIDE_CUT_PROBABILITY: f64 = 0.7;
 /// Detections are reported at or above this probability. Chosen with the shape rules above and
 /// [`WIDE_CUT_PROBABILITY`] on tuning phantoms (seeds 1100-1109 and 6100-6108, used neither for
 /// training nor for the evaluation in docs/accuracy.md) from the table
-/// `examples/candidate_table.rs` writes. The model's own threshold (its manifest's: 95% of the
-/// validation nodules' candidates) is not the reporting one: the shape rules drop most of what
-/// it lets through, and with model 0.3.0 (threshold 0.91) the real a0002 tumour scores 0.75-0.79.
+/// `examples/candidate_table.rs` writes. The model's own threshold (its manifest's point of 95%
+/// sensitivity on validation candidates, 0.91 for model 0.3.0) is not the reporting one: below
+/// it the shape rules drop nearly all that is left (0.3 false positives per scan on the
+/// evaluation phantoms), and the real a0002 tumour's findings score 0.51-0.81.
 pub const REPORT_PROBABILITY: f64 = 0.5;
 
 /// The follow-up stage's parts in `processing.stages`: the prior's lung mask, the registration
