@@ -92,10 +92,10 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, on_edge:
     let plane_z = edge.first().map_or(0.0, |p| p[2]);
     let contour = if on_edge { in_plane_contour(nodule, z, geometry) } else { Vec::new() };
     let axes = match contour.len() {
-        0..=2 => callipers(&edge, pixel, geometry.slice_normal()),
-        _ => callipers(&contour, 0.0, geometry.slice_normal()),
+        0..=2 => callipers(&edge, pixel, geometry.slice_normal(), plane_z),
+        _ => callipers(&contour, 0.0, geometry.slice_normal(), plane_z),
     };
-    axes.map(|a| Axes { plane_z, ..a }).unwrap_or_else(|| {
+    axes.unwrap_or_else(|| {
         let single = if edge.is_empty() { 0.0 } else { pixel };
         Axes::none(plane_z, edge.first().copied().unwrap_or([0.0; 3]), single)
     })
@@ -107,7 +107,7 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, on_edge:
 /// outline stops where the cut did.
 fn in_plane_contour(nodule: &NoduleMask, z: usize, geometry: &Geometry) -> Vec<Vec3> {
     let [_, ny, nx] = nodule.dims;
-    let threshold = ((nodule.tissue_hu + nodule.lung_hu) / 2.0) as f32;
+    let threshold = nodule.threshold_hu();
     let field = |i: usize| if nodule.inside[i] || nodule.hu[i] < threshold { f64::from(nodule.fraction[i]) } else { 0.0 };
     let at = |y: usize, x: usize| (z * ny + y) * nx + x;
     let right = (0..ny).flat_map(|y| (1..nx).map(move |x| (at(y, x - 1), at(y, x))));
@@ -126,8 +126,9 @@ fn in_plane_contour(nodule: &NoduleMask, z: usize, geometry: &Geometry) -> Vec<V
 
 /// Callipers on in-plane points: the long axis between the farthest pair, the short axis the
 /// extent across it; each `margin` mm longer (the points are pixel centres, half a pixel
-/// inside the edge on average, or 0 for points on the edge). `None` below two points.
-fn callipers(points: &[Vec3], margin: f64, normal: Vec3) -> Option<Axes> {
+/// inside the edge on average, or 0 for points on the edge), on the plane at LPS z `plane_z`.
+/// `None` below two points.
+fn callipers(points: &[Vec3], margin: f64, normal: Vec3, plane_z: f64) -> Option<Axes> {
     let (a, b) = farthest_pair(points)?;
     let long = vec3::dist(a, b) + margin;
     let along = vec3::normalize(vec3::sub(b, a));
@@ -145,7 +146,7 @@ fn callipers(points: &[Vec3], margin: f64, normal: Vec3) -> Option<Axes> {
         short,
         long_line: [vec3::sub(a, half), vec3::add(b, half)],
         short_line: [vec3::sub(centre_across, short_half), vec3::add(centre_across, short_half)],
-        plane_z: 0.0,
+        plane_z,
     })
 }
 

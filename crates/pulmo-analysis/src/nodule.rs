@@ -98,6 +98,11 @@ impl NoduleMask {
         })
     }
 
+    /// The HU its voxels were segmented at (see [`threshold_hu`]).
+    pub fn threshold_hu(&self) -> f32 {
+        threshold_hu(self.tissue_hu, self.lung_hu)
+    }
+
     /// Whether box voxel `i` is dense tissue outside the lungs: chest wall, mediastinum or
     /// diaphragm (the lung mask keeps the nodule itself inside).
     pub fn is_wall(&self, i: usize) -> bool {
@@ -223,7 +228,7 @@ impl BoxVoxels {
     /// Voxels above the midpoint of `levels` connected to the seed, vessels cut by `cut`.
     fn cut(self, levels: Levels, cut: Cut, spacing: Vec3) -> Option<NoduleMask> {
         let BoxVoxels { b, hu, lung, seed } = self;
-        let threshold = ((levels.tissue_hu + levels.lung_hu) / 2.0) as f32;
+        let threshold = threshold_hu(levels.tissue_hu, levels.lung_hu);
         let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
         let region = connected_to(&dense, b.dims, seed)?;
         let wall: Vec<bool> = match cut.pleura {
@@ -306,6 +311,12 @@ impl Box3 {
         let (a, b) = (at(i), at(j));
         vec3::norm([0, 1, 2].map(|x| (a[x] - b[x]) * spacing[x]))
     }
+}
+
+/// A nodule's voxels are those at or above the midpoint between its tissue and the lung around
+/// it, HU.
+fn threshold_hu(tissue_hu: f64, lung_hu: f64) -> f32 {
+    ((tissue_hu + lung_hu) / 2.0) as f32
 }
 
 fn median(values: impl Iterator<Item = f32>) -> Option<f64> {
