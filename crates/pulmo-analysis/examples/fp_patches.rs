@@ -14,8 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use pulmo_analysis::nodule::VESSEL_CUTS;
-use pulmo_analysis::pipeline::compact_nodule;
+use pulmo_analysis::pipeline::{compact_nodule, WIDE_CUT_PROBABILITY};
 use pulmo_analysis::{find_candidates, patches, segment_lungs};
 use pulmo_phantom::{slices_for_coverage, BackgroundHeader, Phantom, PhantomSpec};
 use pulmo_torch::model::InputSpec;
@@ -89,7 +88,8 @@ fn write_study(study: &Phantom, out: &Path, name: &str) -> Result<(), Error> {
     for c in &candidates {
         centres.push(c.centre_lps_mm);
         labels.push(u8::from(truth.iter().any(|(t, r)| vec3::dist(*t, c.centre_lps_mm) <= *r)));
-        compact.push(u8::from(compact_nodule(&study.volume, &lungs, c, &VESSEL_CUTS).is_some()));
+        // Every vessel cut, the sphericity floors unrelaxed: the rule model 0.3.0's data was made by.
+        compact.push(u8::from(compact_nodule(&study.volume, &lungs, c, WIDE_CUT_PROBABILITY).is_some()));
     }
     let seed = study.truth.seed as usize;
     for (i, (t, r)) in truth.iter().enumerate() {

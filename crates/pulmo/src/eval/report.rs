@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use pulmo_analysis::pipeline::{
-    MASS_MM, MIN_LONG_AXIS_MM, MIN_SPHERICITY, MIN_SPHERICITY_MASS, MIN_SPHERICITY_SMALL, SMALL_NODULE_MM, WIDE_CUT_PROBABILITY,
+    CONFIDENT_PROBABILITY, CONFIDENT_SPHERICITY_RELIEF, MASS_MM, MIN_LONG_AXIS_MM, MIN_SPHERICITY, MIN_SPHERICITY_MASS, MIN_SPHERICITY_SMALL, SMALL_NODULE_MM, WIDE_CUT_PROBABILITY,
 };
 use pulmo_clinical::Density;
 use pulmo_phantom::NoduleKind;
@@ -78,7 +78,7 @@ pub fn markdown(runs: &[StudyRun], threshold: f64, real: &[RealRun], command: &s
     let mut out = String::new();
     let _ = writeln!(out, "Produced by `{command}`.\n");
     set_section(&mut out, runs, &rows);
-    let _ = writeln!(out, "## Detection\n\nOperating point: detection probability {threshold:.4} (pulmo's reporting threshold; the FROC columns sweep it). Every finding has passed the shape rules (long axis at least {MIN_LONG_AXIS_MM} mm; sphericity at least {MIN_SPHERICITY_SMALL} below {SMALL_NODULE_MM} mm, {MIN_SPHERICITY} up to {MASS_MM} mm, {MIN_SPHERICITY_MASS} for masses; a detection of probability {WIDE_CUT_PROBABILITY} or more whose segmentation fails them is segmented again with wider vessel cuts). A finding names a truth nodule when its centre lies within the nodule's radius (at least 3 mm); a second finding on a named nodule counts as neither hit nor false positive.\n");
+    let _ = writeln!(out, "## Detection\n\nOperating point: detection probability {threshold:.4} (pulmo's reporting threshold; the FROC columns sweep it). Every finding has passed the shape rules (long axis at least {MIN_LONG_AXIS_MM} mm; sphericity at least {MIN_SPHERICITY_SMALL} below {SMALL_NODULE_MM} mm, {MIN_SPHERICITY} up to {MASS_MM} mm, {MIN_SPHERICITY_MASS} for masses, {CONFIDENT_SPHERICITY_RELIEF} less for a detection of probability {CONFIDENT_PROBABILITY} or more; a detection of probability {WIDE_CUT_PROBABILITY} or more whose segmentation fails them is segmented again with wider vessel cuts). A finding names a truth nodule when its centre lies within the nodule's radius (at least 3 mm); a second finding on a named nodule counts as neither hit nor false positive.\n");
     let _ = writeln!(out, "| population | nodules | sensitivity at operating point | FP/scan at operating point | CPM | {} |", CPM_RATES.map(|r| format!("sens. @ {r} FP")).join(" | "));
     let _ = writeln!(out, "|---|---|---|---|---|{}", "---|".repeat(CPM_RATES.len()));
     let populations: [(&str, Population); 3] = [
