@@ -266,8 +266,10 @@ impl Pipeline {
         let to_prior = registration.prior_to_current.inverse();
         let mut measure_on_prior = |c: &Measurements| {
             let candidate = Candidate { centre_lps_mm: to_prior?.apply(c.centre_lps_mm), radius_mm: c.mean_diameter_mm / 2.0, response: 0.0 };
-            // The nodule is known to be there (it is on this CT): as sure as a detection can be.
-            let (_, measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, 1.0)?;
+            // The nodule is on this CT, so every vessel cut may free it there; but the blob must
+            // be as round as for any detection below CONFIDENT_PROBABILITY: a vessel junction
+            // let through at the prior's place would make a new nodule an old one.
+            let (_, measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, WIDE_CUT_PROBABILITY)?;
             let lung_rads = findings::baseline_category(&measurements);
             Some(follow_up::PriorMeasurement { measurements, lung_rads })
         };
@@ -317,11 +319,10 @@ fn measure_detections(
 
 /// The nodule segmented at a candidate, measured, if it is one pulmo reports: a compact blob
 /// (not reaching its box, sphericity at least [`min_sphericity`]: vessel trees and walls are
-/// neither) at least [`MIN_LONG_AXIS_MM`] long. `probability` is the detection's (1.0 for a
-/// nodule known to be there): it chooses the vessel cuts to try, in turn (see
-/// [`WIDE_CUT_PROBABILITY`] and [`VESSEL_CUTS`]; the first that leaves such a blob wins), and
-/// how round the blob must be. The blob is judged with its wall side cut ([`Pleura::Cut`]); a
-/// juxtapleural one is then measured with that side kept.
+/// neither) at least [`MIN_LONG_AXIS_MM`] long. `probability` is the detection's: it chooses
+/// the vessel cuts to try, in turn (see [`WIDE_CUT_PROBABILITY`] and [`VESSEL_CUTS`]; the first
+/// that leaves such a blob wins), and how round the blob must be. The blob is judged with its
+/// wall side cut ([`Pleura::Cut`]); a juxtapleural one is then measured with that side kept.
 pub fn compact_nodule(
     ct: &Volume<i16>,
     lungs: &LungMask,
