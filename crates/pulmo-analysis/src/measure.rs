@@ -13,6 +13,13 @@ use crate::spiculation;
 /// Calcified: density at or above this, HU (bone-like; soft tissue is below 100), over the
 /// whole nodule or at its centre (a small calcification's rim is partial volume with lung).
 const CALCIFIED_MIN_HU: f64 = 200.0;
+/// Below this mean diameter, mm, a nodule is also calcified where its brightest voxel reaches
+/// [`CALCIFIED_MIN_HU`]: a 3 mm calcified granuloma on 2 mm slices is mostly partial volume,
+/// so even its centre reads below 200 HU. Only small nodules: in a larger one a bright spot is
+/// no benign pattern (eccentric calcification, an enhanced vessel's stub). Below 6 mm a solid
+/// nodule is category 2, the same 12-month screening as category 1, so where noise lifts one
+/// voxel of a small solid nodule that high the call changes no management.
+const SMALL_CALCIFIED_MAX_MM: f64 = 6.0;
 /// Juxtapleural: at least this many nodule voxels touch dense tissue outside the lungs (the
 /// chest wall, mediastinum or diaphragm; the lung mask keeps the nodule itself inside).
 const MIN_PLEURAL_CONTACT_VOXELS: usize = 3;
@@ -33,6 +40,9 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
     let surface = surface(nodule, geometry);
     let density = Density::classify(solid_fraction, core.map_or(0.0, |c| c.mean_diameter_mm), interior_solid_share(nodule));
     let mean_diameter_mm = mean_diameter(axes.long, axes.short);
+    let calcified = is_calcified(nodule, &hu, mean_diameter_mm);
+    // A calcified nodule is dense whatever partial volume makes of its mean.
+    let density = if calcified { Density::Solid } else { density };
     // A ground-glass margin is too faint to tell strands from noise and vessels.
     let spicules = (density != Density::GroundGlass).then(|| spiculation::count(nodule, geometry.spacing)).flatten();
     let measurements = Measurements {
@@ -52,7 +62,7 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
         sphericity: surface.sphericity(),
         spiculated: spicules.map(|n| spiculation::is_spiculated(n, mean_diameter_mm)),
         spicules,
-        calcified: hu.mean.max(nodule.tissue_hu) >= CALCIFIED_MIN_HU,
+        calcified,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,
     };
@@ -206,6 +216,11 @@ fn hu_stats(nodule: &NoduleMask) -> HuStats {
     HuStats { mean, sd, min: if values.is_empty() { 0.0 } else { min }, max: if values.is_empty() { 0.0 } else { max } }
 }
 
+fn is_calcified(nodule: &NoduleMask, hu: &HuStats, mean_diameter_mm: f64) -> bool {
+    let small_and_bright = mean_diameter_mm < SMALL_CALCIFIED_MAX_MM && hu.max >= CALCIFIED_MIN_HU;
+    hu.mean.max(nodule.tissue_hu) >= CALCIFIED_MIN_HU || small_and_bright
+}
+
 fn mass(nodule: &NoduleMask, voxel_mm3: f64) -> f64 {
     let grams_per_cm3 = |hu: f32| ((f64::from(hu) + 1000.0) / 1000.0).max(0.0);
     // 1 mm3 at 1 g/cm3 weighs 1 mg.
@@ -292,11 +307,15 @@ mod tests {
     /// slice but off the pixel grid, each voxel's HU and tissue fraction its share of the ball
     /// (4^3 subsamples): what the segmentation's partial-volume fractions stand for.
     fn ball(diameter: f64, pixel: f64) -> (NoduleMask, Geometry) {
-        let spacing = [1.0, pixel, pixel];
-        let n_in_plane = (diameter / pixel).ceil() as usize + 6;
-        let dims = [diameter.ceil() as usize + 5, n_in_plane, n_in_plane];
+        ball_of(diameter, [1.0, pixel, pixel], 40.0, 0.0)
+    }
+
+    /// [`ball`] at `spacing` of `tissue_hu` tissue, its centre `z_offset` slices off a slice.
+    fn ball_of(diameter: f64, spacing: Vec3, tissue_hu: f32, z_offset: f64) -> (NoduleMask, Geometry) {
+        let extent = |a: usize| (diameter / spacing[a]).ceil() as usize + 6;
+        let dims = [extent(0), extent(1), extent(2)];
         let centre = [dims[0] / 2, dims[1] / 2, dims[2] / 2].map(|c| c as f64);
-        let centre = [centre[0], centre[1] + 0.3, centre[2] + 0.45];
+        let centre = [centre[0] + z_offset, centre[1] + 0.3, centre[2] + 0.45];
         let n = dims.iter().product();
         let share = |i: usize| {
             let index = [i / (dims[1] * dims[2]), (i / dims[2]) % dims[1], i % dims[2]];
@@ -305,10 +324,11 @@ mod tests {
             hits as f32 / 64.0
         };
         let fraction: Vec<f32> = (0..n).map(share).collect();
-        let hu = fraction.iter().map(|f| -850.0 + 890.0 * f).collect();
+        let hu = fraction.iter().map(|f| -850.0 + (tissue_hu + 850.0) * f).collect();
         let inside = fraction.iter().map(|f| *f >= 0.5).collect();
         let geometry = Geometry::axial([0.0; 3], spacing).expect("geometry");
-        (NoduleMask { origin: [0; 3], dims, inside, fraction, hu, lung: vec![true; n], tissue_hu: 40.0, lung_hu: -850.0 }, geometry)
+        let tissue_hu = f64::from(tissue_hu);
+        (NoduleMask { origin: [0; 3], dims, inside, fraction, hu, lung: vec![true; n], tissue_hu, lung_hu: -850.0 }, geometry)
     }
 
     /// Within a quarter pixel: the outline's points lie on grid lines, so on a small ball the
@@ -344,5 +364,37 @@ mod tests {
         let skimming_the_edge = ground_glass_with(|dz, dy, _| dz.abs() <= 2.5 && (dy - 3.5).abs() <= 0.8);
         assert_eq!(density(&along_z), Density::GroundGlass);
         assert_eq!(density(&skimming_the_edge), Density::GroundGlass);
+    }
+
+    /// What the segmentation reads of a 3 mm calcified granuloma between two 2.5 mm slices: its
+    /// centre under 200 HU (partial volume), its mask's mean far under.
+    fn small_calcification() -> (NoduleMask, Geometry) {
+        let (mut nodule, geometry) = ball_of(3.0, [2.5, 0.7, 0.7], 900.0, 0.3);
+        nodule.tissue_hu = -100.0;
+        let threshold = nodule.threshold_hu();
+        nodule.inside = nodule.hu.iter().map(|h| *h >= threshold).collect();
+        (nodule, geometry)
+    }
+
+    #[test]
+    fn a_small_calcification_diluted_by_partial_volume_is_calcified_and_solid() {
+        let (nodule, geometry) = small_calcification();
+        let (m, _) = measure(&nodule, &geometry);
+        assert!(m.hu.mean < CALCIFIED_MIN_HU, "the mask's mean {:.0} HU must be under the whole-nodule rule", m.hu.mean);
+        assert!(m.calcified, "brightest voxel {:.0} HU", m.hu.max);
+        assert_eq!(m.density, Density::Solid);
+    }
+
+    #[test]
+    fn a_bright_spot_in_a_larger_nodule_is_no_calcification() {
+        let (mut nodule, geometry) = ball_of(9.0, [1.0, 0.7, 0.7], 40.0, 0.0);
+        let [_, ny, nx] = nodule.dims;
+        let spot = (0..nodule.hu.len()).filter(|&i| nodule.inside[i]).min_by_key(|&i| (i % nx) + (i / nx) % ny).expect("a voxel");
+        for i in [spot, spot + 1, spot + nx, spot + nx + 1] {
+            nodule.hu[i] = 600.0;
+        }
+        assert!(!measure(&nodule, &geometry).0.calcified);
+        let (small_solid, geometry) = ball_of(4.0, [2.5, 0.7, 0.7], 40.0, 0.3);
+        assert!(!measure(&small_solid, &geometry).0.calcified);
     }
 }

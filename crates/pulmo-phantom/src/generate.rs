@@ -8,9 +8,9 @@ use rayon::prelude::*;
 use crate::anatomy::{Anatomy, Side};
 use crate::identity::StudyIdentity;
 use crate::lungrads_truth::{self, NoduleFacts};
-use crate::math::rotation_deg;
+use crate::math::{rotation_deg, Vec3};
 use crate::measure;
-use crate::nodule::{self, Attachment, NoduleRequest};
+use crate::nodule::{self, Attachment, NoduleModel, NoduleRequest};
 use crate::placement::{Placer, VESSEL_CLEARANCE_MM};
 use crate::render::render;
 use crate::scene::{Acquisition, PlacedNodule, Scene};
@@ -125,14 +125,21 @@ pub(crate) fn place_new(
     Ok(placed)
 }
 
-/// The tubes to render: small vessels that would touch an isolated nodule are pruned.
+/// The tubes to render: small vessels that would run through a nodule, or come closer to an
+/// isolated one than its clearance, are pruned. A nodule occupies lung that small vessels
+/// would otherwise supply; left in, their ends poke out of a juxtapleural or juxtavascular
+/// nodule's far side like spicules. The vessel a juxtavascular nodule sits on is too thick
+/// to prune, so it stays.
 pub(crate) fn carve(tubes: &[Tube], nodules: &[PlacedNodule]) -> Vec<Tube> {
-    let zones: Vec<_> = nodules
-        .iter()
-        .filter(|n| n.design.attachment == Attachment::Isolated)
-        .map(|n| (n.centre_body, n.design.model.bounding_radius() + VESSEL_CLEARANCE_MM))
-        .collect();
+    let zones: Vec<_> = nodules.iter().map(|n| pruned_zone(n.centre_body, &n.design.model, n.design.attachment)).collect();
     prune(tubes, &zones)
+}
+
+/// The ball around a nodule that small vessels may not enter: its bounding sphere, plus the
+/// clearance an isolated nodule keeps.
+fn pruned_zone(centre: Vec3, model: &NoduleModel, attachment: Attachment) -> (Vec3, f64) {
+    let clearance = if attachment == Attachment::Isolated { VESSEL_CLEARANCE_MM } else { 0.0 };
+    (centre, model.bounding_radius() + clearance)
 }
 
 /// Truth of every nodule as this study sees it (pose and acquisition decide the LPS centre,
@@ -228,13 +235,7 @@ mod tests {
         let model = p.truth.patient_model.unwrap();
         let anatomy = Anatomy::new(model.anatomy_seed, model.body_size);
         let all_tubes = build_tubes(&anatomy, model.anatomy_seed);
-        let zones: Vec<_> = p
-            .truth
-            .nodules
-            .iter()
-            .filter(|n| n.attachment == Attachment::Isolated)
-            .map(|n| (n.centre_body_mm, n.model.bounding_radius() + VESSEL_CLEARANCE_MM))
-            .collect();
+        let zones: Vec<_> = p.truth.nodules.iter().map(|n| pruned_zone(n.centre_body_mm, &n.model, n.attachment)).collect();
         let tubes = prune(&all_tubes, &zones);
         for n in &p.truth.nodules {
             let side =
@@ -246,6 +247,8 @@ mod tests {
                 sphere_directions(200).into_iter().filter(|u| anatomy.lung_sd(surface(*u), side) > 0.0).count();
             let vessel_gap =
                 tubes.iter().map(|t| t.sd(n.centre_body_mm).0).fold(f64::MAX, f64::min) - n.model.bounding_radius();
+            let small_through = tubes.iter().filter(|t| t.is_prunable() && t.sd(n.centre_body_mm).0 < n.model.bounding_radius()).count();
+            assert_eq!(small_through, 0, "{small_through} small vessels run through nodule {}", n.id);
             match n.attachment {
                 Attachment::Isolated => {
                     assert_eq!(outside, 0, "isolated nodule {} crosses the pleura", n.id);
