@@ -20,6 +20,7 @@ pub mod lung;
 pub mod measure;
 pub mod nodule;
 pub mod pipeline;
+mod pleura;
 pub mod registration;
 pub mod spiculation;
 #[cfg(test)]

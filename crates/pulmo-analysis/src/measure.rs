@@ -84,13 +84,23 @@ impl Axes {
 }
 
 /// Lung-RADS axes of the voxels `which` of the nodule's box, on the slice where they are
-/// largest. For the whole nodule (`on_edge`) the callipers go on the partial-volume edge (see
+/// largest. For the whole nodule (`on_edge`) that is the slice of most tissue (the sum of its
+/// fractions, not a count of voxels over the threshold: a lobulated nodule's area changes
+/// little across slices while its long axis does, and the count picked slices a millimetre
+/// off the largest), and the callipers go on the partial-volume edge (see
 /// [`in_plane_contour`]); for a solid core, which has no tissue fractions of its own, on the
 /// edge pixels, half a pixel out.
 fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, on_edge: bool) -> Axes {
     let [nz, ny, nx] = nodule.dims;
     let plane = ny * nx;
-    let Some(z) = (0..nz).max_by_key(|&z| which[z * plane..(z + 1) * plane].iter().filter(|v| **v).count()) else {
+    let area = |z: usize| -> f64 {
+        let voxels = z * plane..(z + 1) * plane;
+        match on_edge {
+            true => voxels.map(|i| tissue_fraction(nodule, i)).sum(),
+            false => voxels.filter(|&i| which[i]).count() as f64,
+        }
+    };
+    let Some(z) = (0..nz).max_by(|&a, &b| area(a).total_cmp(&area(b))) else {
         return Axes::none(0.0, [0.0; 3], 0.0);
     };
     let slice = &which[z * plane..(z + 1) * plane];
@@ -117,8 +127,7 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, on_edge:
 /// outline stops where the cut did.
 fn in_plane_contour(nodule: &NoduleMask, z: usize, geometry: &Geometry) -> Vec<Vec3> {
     let [_, ny, nx] = nodule.dims;
-    let threshold = nodule.threshold_hu();
-    let field = |i: usize| if nodule.inside[i] || nodule.hu[i] < threshold { f64::from(nodule.fraction[i]) } else { 0.0 };
+    let field = |i: usize| tissue_fraction(nodule, i);
     let at = |y: usize, x: usize| (z * ny + y) * nx + x;
     let right = (0..ny).flat_map(|y| (1..nx).map(move |x| (at(y, x - 1), at(y, x))));
     let down = (1..ny).flat_map(|y| (0..nx).map(move |x| (at(y - 1, x), at(y, x))));
@@ -132,6 +141,15 @@ fn in_plane_contour(nodule: &NoduleMask, z: usize, geometry: &Geometry) -> Vec<V
             })
         })
         .collect()
+}
+
+/// The nodule's tissue fraction at box voxel `i`; tissue cut off the nodule (a vessel, denser
+/// than the segmentation's threshold) counts as none.
+fn tissue_fraction(nodule: &NoduleMask, i: usize) -> f64 {
+    match nodule.inside[i] || nodule.hu[i] < nodule.threshold_hu() {
+        true => f64::from(nodule.fraction[i]),
+        false => 0.0,
+    }
 }
 
 /// Callipers on in-plane points: the long axis between the farthest pair, the short axis the

@@ -3,7 +3,8 @@
 //!
 //! The nodule's tissue density is read at the seed and the lung's around it; voxels above the
 //! midpoint that connect to the seed inside the lung mask are the nodule (the lung mask keeps
-//! juxtapleural nodules and leaves out the chest wall). An opening with a ball of half the
+//! juxtapleural nodules and leaves out the chest wall; next to the seed it is first extended
+//! to the pleura at the CT's resolution, see [`crate::pleura`]). An opening with a ball of half the
 //! nodule's radius, then reconstruction inside the first region, cuts vessels thinner than
 //! that ball. Partial volume: a voxel on the rim counts by where its HU lies between lung and
 //! tissue, which is what makes small-nodule volumes right.
@@ -11,6 +12,7 @@
 use pulmo_volume::{distance, mask, vec3, BoxRegion, Geometry, Vec3, Volume};
 
 use crate::lung::LungMask;
+use crate::pleura;
 
 /// A nodule must be at least this much denser than the lung around it, HU.
 const MIN_CONTRAST_HU: f64 = 100.0;
@@ -201,9 +203,10 @@ struct BoxVoxels {
 impl BoxVoxels {
     fn read(ct: &Volume<i16>, lungs: &LungMask, centre: Vec3, radius_mm: f64) -> Option<BoxVoxels> {
         let b = Box3::around(ct, centre, radius_mm)?;
-        let hu = b.voxels().map(|v| ct.get(v).map_or(-1000.0, |h| f32::from(*h))).collect();
-        let lung = b.voxels().map(|v| lungs.labels.get(v).is_some_and(|l| *l != 0)).collect();
+        let hu: Vec<f32> = b.voxels().map(|v| ct.get(v).map_or(-1000.0, |h| f32::from(*h))).collect();
+        let lung: Vec<bool> = b.voxels().map(|v| lungs.labels.get(v).is_some_and(|l| *l != 0)).collect();
         let seed = b.offset(ct.geometry().lps_to_index(centre));
+        let lung = pleura::extend_to_pleura(&hu, &lung, b.dims, ct.geometry().spacing, seed, radius_mm);
         Some(BoxVoxels { b, hu, lung, seed })
     }
 
