@@ -112,7 +112,8 @@ fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, outline:
             Outline::SolidLevel => voxels.filter(|&i| which[i]).count() as f64,
         }
     };
-    let Some(z) = (0..nz).max_by(|&a, &b| area(a).total_cmp(&area(b))) else {
+    let areas: Vec<f64> = (0..nz).map(area).collect();
+    let Some(z) = (0..nz).max_by(|&a, &b| areas[a].total_cmp(&areas[b])) else {
         return Axes::none(0.0, [0.0; 3], 0.0);
     };
     let slice = &which[z * plane..(z + 1) * plane];

@@ -85,23 +85,13 @@ impl Plane {
         (plane.rms_mm(&kept) <= MAX_RMS_MM).then_some(plane)
     }
 
-    /// The normal is the covariance's least eigenvector, found by power iteration on
-    /// `trace - covariance` (whose greatest it is) from each axis, keeping the flattest.
+    /// The normal is the scatter matrix's least eigenvector, found by power iteration on
+    /// `trace - scatter` (whose greatest it is) from each axis, keeping the flattest.
     fn least_squares(points: &[Vec3]) -> Option<Plane> {
         if points.len() < MIN_POINTS {
             return None;
         }
-        let n = points.len() as f64;
-        let origin = vec3::scale(points.iter().fold([0.0; 3], |s, p| vec3::add(s, *p)), 1.0 / n);
-        let mut cov = [[0.0; 3]; 3];
-        for p in points {
-            let d = vec3::sub(*p, origin);
-            for (r, row) in cov.iter_mut().enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    *v += d[r] * d[c] / n;
-                }
-            }
-        }
+        let (origin, cov) = vec3::scatter(points);
         let trace = cov[0][0] + cov[1][1] + cov[2][2];
         let shifted = |v: Vec3| vec3::sub(vec3::scale(v, trace), vec3::mat_vec(&cov, v));
         let spread = |v: Vec3| vec3::dot(v, vec3::mat_vec(&cov, v));

@@ -217,17 +217,7 @@ impl TreeGrower<'_> {
 
 /// Direction of largest spread (power iteration on the covariance).
 fn principal_axis(cloud: &[Vec3]) -> Vec3 {
-    let n = cloud.len() as f64;
-    let mean = scale(cloud.iter().fold([0.0; 3], |acc, p| add(acc, *p)), 1.0 / n);
-    let mut cov = [[0.0; 3]; 3];
-    for p in cloud {
-        let d = sub(*p, mean);
-        for (r, row) in cov.iter_mut().enumerate() {
-            for (c, cell) in row.iter_mut().enumerate() {
-                *cell += d[r] * d[c];
-            }
-        }
-    }
+    let (_, cov) = crate::math::scatter(cloud);
     let mut v = [0.577, 0.577, 0.577];
     for _ in 0..12 {
         let w = crate::math::mat_vec(&cov, v);

@@ -69,6 +69,22 @@ pub fn transpose(m: &Mat3) -> Mat3 {
     t
 }
 
+/// The mean of `points` and their scatter matrix (the sum of outer products of their offsets
+/// from it: the covariance times their count), whose eigenvectors are the cloud's axes.
+pub fn scatter(points: &[Vec3]) -> (Vec3, Mat3) {
+    let mean = scale(points.iter().fold([0.0; 3], |acc, p| add(acc, *p)), 1.0 / points.len() as f64);
+    let mut m = [[0.0; 3]; 3];
+    for p in points {
+        let d = sub(*p, mean);
+        for (r, row) in m.iter_mut().enumerate() {
+            for (c, cell) in row.iter_mut().enumerate() {
+                *cell += d[r] * d[c];
+            }
+        }
+    }
+    (mean, m)
+}
+
 pub const IDENTITY: Mat3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 
 /// Rotation by `deg` = (about L, about P, about S) in degrees, applied in that order.
@@ -96,4 +112,17 @@ pub fn invert(m: &Mat3) -> Option<Mat3> {
         [-c(1, 0, 2, 2) / d, c(0, 0, 2, 2) / d, -c(0, 0, 1, 2) / d],
         [c(1, 0, 2, 1) / d, -c(0, 0, 2, 1) / d, c(0, 0, 1, 1) / d],
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scatter;
+
+    #[test]
+    fn scatter_is_the_mean_and_the_summed_outer_products_of_the_offsets() {
+        let points = [[6.0, 5.0, 5.0], [4.0, 5.0, 5.0], [5.0, 7.0, 5.0], [5.0, 3.0, 5.0]];
+        let (mean, m) = scatter(&points);
+        assert_eq!(mean, [5.0, 5.0, 5.0]);
+        assert_eq!(m, [[2.0, 0.0, 0.0], [0.0, 8.0, 0.0], [0.0, 0.0, 0.0]]);
+    }
 }
