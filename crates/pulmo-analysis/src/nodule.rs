@@ -129,8 +129,11 @@ impl NoduleMask {
 /// tried. Half keeps a lobulated or spiculated nodule's outline, and is the one cut for most
 /// seeds. A nodule on a vessel as thick as half its radius stays merged with it under that
 /// cut; the larger balls free it, but on an unlikely nodule they also carve vessel junctions
-/// into round blobs, so the pipeline tries them on confident detections only.
-pub const VESSEL_CUTS: [f64; 3] = [0.5, 0.75, 1.0];
+/// into round blobs, so the pipeline tries them on confident detections only. The radius is
+/// the seed's, and the candidate finder's smallest scale (1.7 mm) seeds nodules up to about
+/// 6 mm: one of 5.5 mm on a vessel of 2 mm radius is freed only by a ball larger than that
+/// scale, hence the last cut.
+pub const VESSEL_CUTS: [f64; 4] = [0.5, 0.75, 1.0, 1.25];
 
 /// What the vessel cut does where a nodule meets the chest wall. The lung mask ends there, so
 /// it leaves a juxtapleural nodule's wall side thin, and a cut that may not lean on the wall
@@ -161,18 +164,44 @@ pub fn segment_nodule_with_cut(
     vessel_cut: f64,
     pleura: Pleura,
 ) -> Option<NoduleMask> {
-    let voxels = BoxVoxels::read(ct, lungs, centre, radius_mm)?;
-    let levels = voxels.levels(radius_mm, ct.geometry().spacing)?;
-    let cut = Cut { ball: vessel_cut, pleura };
-    let mask = voxels.cut(levels, cut, ct.geometry().spacing)?;
-    // A halo found from a core-sized seed may reach beyond the ring that found it: segmented
-    // again at its own size, the box holds it and the vessel cut scales with it.
-    let size = mask.equivalent_radius_mm(ct.geometry().spacing);
-    if !levels.halo || size <= levels.radius_mm {
-        return Some(mask);
+    NoduleSeed::read(ct, lungs, centre, radius_mm)?.segment(vessel_cut, pleura)
+}
+
+/// The CT and lung mask around a seed and the densities read there, once: the nodule is then
+/// segmented under as many cuts as it takes (reading the box includes a distance transform to
+/// extend the lung mask to the pleura).
+pub struct NoduleSeed<'a> {
+    ct: &'a Volume<i16>,
+    lungs: &'a LungMask,
+    centre: Vec3,
+    voxels: BoxVoxels,
+    levels: Levels,
+}
+
+impl<'a> NoduleSeed<'a> {
+    /// `None` when the seed holds no nodule: nothing clearly denser than the lung around it,
+    /// or it lies outside the CT.
+    pub fn read(ct: &'a Volume<i16>, lungs: &'a LungMask, centre: Vec3, radius_mm: f64) -> Option<NoduleSeed<'a>> {
+        let voxels = BoxVoxels::read(ct, lungs, centre, radius_mm)?;
+        let levels = voxels.levels(radius_mm, ct.geometry().spacing)?;
+        Some(NoduleSeed { ct, lungs, centre, voxels, levels })
     }
-    let Some(voxels) = BoxVoxels::read(ct, lungs, centre, size) else { return Some(mask) };
-    voxels.cut(Levels { radius_mm: size, ..levels }, cut, ct.geometry().spacing)
+
+    /// The nodule with a vessel cut of `vessel_cut` nodule radii that does `pleura` at the
+    /// chest wall; `None` when the blob at the seed is thinner than the cut.
+    pub fn segment(&self, vessel_cut: f64, pleura: Pleura) -> Option<NoduleMask> {
+        let spacing = self.ct.geometry().spacing;
+        let cut = Cut { ball: vessel_cut, pleura };
+        let mask = self.voxels.cut(self.levels, cut, spacing)?;
+        // A halo found from a core-sized seed may reach beyond the ring that found it: segmented
+        // again at its own size, the box holds it and the vessel cut scales with it.
+        let size = mask.equivalent_radius_mm(spacing);
+        if !self.levels.halo || size <= self.levels.radius_mm {
+            return Some(mask);
+        }
+        let Some(voxels) = BoxVoxels::read(self.ct, self.lungs, self.centre, size) else { return Some(mask) };
+        voxels.cut(Levels { radius_mm: size, ..self.levels }, cut, spacing)
+    }
 }
 
 /// A vessel cut: its ball's radius in nodule radii, and what it does at the chest wall.
@@ -229,19 +258,20 @@ impl BoxVoxels {
     }
 
     /// Voxels above the midpoint of `levels` connected to the seed, vessels cut by `cut`.
-    fn cut(self, levels: Levels, cut: Cut, spacing: Vec3) -> Option<NoduleMask> {
+    fn cut(&self, levels: Levels, cut: Cut, spacing: Vec3) -> Option<NoduleMask> {
         let BoxVoxels { b, hu, lung, seed } = self;
+        let seed = *seed;
         let threshold = threshold_hu(levels.tissue_hu, levels.lung_hu);
-        let dense: Vec<bool> = hu.iter().zip(&lung).map(|(h, l)| *l && *h >= threshold).collect();
+        let dense: Vec<bool> = hu.iter().zip(lung).map(|(h, l)| *l && *h >= threshold).collect();
         let region = connected_to(&dense, b.dims, seed)?;
         let wall: Vec<bool> = match cut.pleura {
-            Pleura::Kept => hu.iter().zip(&lung).map(|(h, l)| !*l && *h >= threshold).collect(),
+            Pleura::Kept => hu.iter().zip(lung).map(|(h, l)| !*l && *h >= threshold).collect(),
             Pleura::Cut => vec![false; hu.len()],
         };
         let inside = cut_vessels(&region, &wall, b.dims, seed, cut.ball * levels.radius_mm, spacing)?;
         let (tissue_hu, lung_hu) = (levels.tissue_hu, levels.lung_hu);
-        let fraction = partial_volume(&hu, &inside, &lung, b.dims, tissue_hu, lung_hu);
-        Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu, lung, tissue_hu, lung_hu })
+        let fraction = partial_volume(hu, &inside, lung, b.dims, tissue_hu, lung_hu);
+        Some(NoduleMask { origin: b.start, dims: b.dims, inside, fraction, hu: hu.clone(), lung: lung.clone(), tissue_hu, lung_hu })
     }
 }
 
@@ -309,10 +339,7 @@ impl Box3 {
     /// Distance in mm between box voxels `i` and `j` (axis-aligned spacing; shear ignored at
     /// this scale).
     fn mm_from(&self, i: usize, j: usize, spacing: Vec3) -> f64 {
-        let [_, ny, nx] = self.dims;
-        let at = |k: usize| [(k / (ny * nx)) as f64, ((k / nx) % ny) as f64, (k % nx) as f64];
-        let (a, b) = (at(i), at(j));
-        vec3::norm([0, 1, 2].map(|x| (a[x] - b[x]) * spacing[x]))
+        vec3::dist(mask::position_mm(i, self.dims, spacing), mask::position_mm(j, self.dims, spacing))
     }
 }
 
@@ -369,9 +396,7 @@ fn cut_vessels(region: &[bool], wall: &[bool], dims: [usize; 3], seed: usize, ra
 /// own was eroded away: an off-centre seed, or a nodule barely wider than the ball).
 fn nearest_component(m: &[bool], dims: [usize; 3], seed: usize, reach_mm: f64, spacing: Vec3) -> Option<Vec<bool>> {
     let parts = mask::label_components(m, dims);
-    let [_, ny, nx] = dims;
-    let at = |k: usize| [(k / (ny * nx)) as f64, ((k / nx) % ny) as f64, (k % nx) as f64];
-    let mm = |k: usize| vec3::norm([0, 1, 2].map(|a| (at(k)[a] - at(seed)[a]) * spacing[a]));
+    let mm = |k: usize| vec3::dist(mask::position_mm(k, dims, spacing), mask::position_mm(seed, dims, spacing));
     let nearest = (0..m.len()).filter(|&i| m[i]).min_by(|&a, &b| mm(a).total_cmp(&mm(b))).filter(|&i| mm(i) <= reach_mm)?;
     let label = parts.labels[nearest];
     Some(parts.labels.iter().map(|&l| l == label).collect())

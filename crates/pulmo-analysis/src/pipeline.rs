@@ -19,7 +19,7 @@ use crate::findings::{self, Measured};
 use crate::follow_up::{self, Followed, PriorMapping};
 use crate::registration::{refine_near, register_to_prior, RegistrationError};
 use crate::lung::{LungError, LungMask};
-use crate::nodule::{segment_nodule_with_cut, Pleura, VESSEL_CUTS};
+use crate::nodule::{NoduleSeed, Pleura, VESSEL_CUTS};
 use crate::{find_candidates, measure, segment_lungs, Candidate, Measurements, NoduleMask};
 
 /// The false-positive reduction model's manifest, in the models folder.
@@ -329,10 +329,10 @@ pub fn compact_nodule(
     candidate: &Candidate,
     probability: f64,
 ) -> Option<(NoduleMask, Measurements, Mesh)> {
-    let (centre, radius) = (candidate.centre_lps_mm, candidate.radius_mm);
+    let seed = NoduleSeed::read(ct, lungs, candidate.centre_lps_mm, candidate.radius_mm)?;
     let cuts = if probability >= WIDE_CUT_PROBABILITY { &VESSEL_CUTS[..] } else { &VESSEL_CUTS[..1] };
     for &cut in cuts {
-        let Some(mask) = segment_nodule_with_cut(ct, lungs, centre, radius, cut, Pleura::Cut) else { continue };
+        let Some(mask) = seed.segment(cut, Pleura::Cut) else { continue };
         if mask.reaches_box_border() {
             continue;
         }
@@ -343,7 +343,7 @@ pub fn compact_nodule(
                 return Some((mask, measurements, surface));
             }
             // Measured whole: with its side against the wall, which the cut above took off.
-            let whole = segment_nodule_with_cut(ct, lungs, centre, radius, cut, Pleura::Kept).filter(|m| !m.reaches_box_border());
+            let whole = seed.segment(cut, Pleura::Kept).filter(|m| !m.reaches_box_border());
             return Some(whole.map_or((mask, measurements, surface), |whole| {
                 let (measurements, surface) = measure(&whole, ct.geometry());
                 (whole, measurements, surface)
@@ -394,5 +394,58 @@ impl Clock {
         let now = Instant::now();
         self.stages.push(StageTime { stage: name.into(), seconds: (now - self.last).as_secs_f64() });
         self.last = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pulmo_volume::{vec3, Geometry, Volume};
+
+    use super::*;
+    use crate::nodule::segment_nodule_with_cut;
+
+    const SPACING: [f64; 3] = [1.0, 0.7, 0.7];
+    const DIMS: [usize; 3] = [41, 61, 61];
+    const NODULE_CENTRE: [f64; 3] = [21.0, 21.0, 20.0];
+
+    /// Lung with a 5.5 mm nodule on a vessel of 2 mm radius running along x the whole CT, each
+    /// voxel's HU its share of tissue (27 subsamples); the lung mask is the whole CT.
+    fn nodule_on_vessel() -> (Volume<i16>, LungMask) {
+        let geometry = Geometry::axial([0.0; 3], SPACING).expect("geometry");
+        let (nodule_r, vessel_r) = (2.75, 2.0);
+        // Touching as the phantom's juxtavascular nodules do: 0.4 mm into the vessel.
+        let [_, y, z] = NODULE_CENTRE;
+        let axis = [y - (vessel_r + nodule_r - 0.4), z];
+        let tissue = |p: [f64; 3]| {
+            vec3::dist(p, NODULE_CENTRE) <= nodule_r || (p[1] - axis[0]).hypot(p[2] - axis[1]) <= vessel_r
+        };
+        let n = DIMS.iter().product();
+        let hu = (0..n)
+            .map(|i| {
+                let index = [i / (DIMS[1] * DIMS[2]), (i / DIMS[2]) % DIMS[1], i % DIMS[2]].map(|v| v as f64);
+                let sub = |k: usize| (k as f64 - 1.0) / 3.0;
+                let share = (0..27)
+                    .filter(|k| tissue(geometry.index_to_lps([index[0] + sub(k / 9), index[1] + sub(k / 3 % 3), index[2] + sub(k % 3)])))
+                    .count() as f64
+                    / 27.0;
+                (-850.0 + 890.0 * share) as i16
+            })
+            .collect();
+        let ct = Volume::new(DIMS, geometry, hu).expect("volume");
+        let labels = Volume::new(DIMS, geometry, vec![LungMask::RIGHT; n]).expect("labels");
+        (ct, LungMask { labels, right: None, left: None, carina_z_mm: None, laa950_fraction: 0.0, notes: Vec::new() })
+    }
+
+    #[test]
+    fn a_small_nodule_on_a_thicker_vessel_is_freed_by_the_widest_cut() {
+        let (ct, lungs) = nodule_on_vessel();
+        // Seeded as the candidate finder does a nodule this size: at its smallest scale.
+        let candidate = Candidate { centre_lps_mm: NODULE_CENTRE, radius_mm: 1.7, response: 0.0 };
+        let narrower = segment_nodule_with_cut(&ct, &lungs, NODULE_CENTRE, 1.7, 1.0, Pleura::Cut).expect("a blob");
+        assert!(narrower.reaches_box_border(), "a ball of the seed's radius leaves the vessel on");
+        let (_, m, _) = compact_nodule(&ct, &lungs, &candidate, 0.99).expect("the nodule, freed from its vessel");
+        assert!(vec3::dist(m.centre_lps_mm, NODULE_CENTRE) < 0.5, "centre {:?}", m.centre_lps_mm);
+        assert!((m.mean_diameter_mm - 5.5).abs() <= 0.5, "mean diameter {:.1} mm", m.mean_diameter_mm);
+        assert!(compact_nodule(&ct, &lungs, &candidate, WIDE_CUT_PROBABILITY - 0.01).is_none(), "an unlikely detection gets the first cut only");
     }
 }

@@ -32,7 +32,7 @@ const MAX_NORMAL_Z: f64 = 0.5;
 /// `lung` extended to the pleura next to the seed (box voxel `seed` of a nodule of
 /// `radius_mm`): the voxels added are the lung side of the fitted pleural plane the mask missed.
 pub(crate) fn extend_to_pleura(hu: &[f32], lung: &[bool], dims: [usize; 3], spacing: Vec3, seed: usize, radius_mm: f64) -> Vec<bool> {
-    let mm = |i: usize| position_mm(i, dims, spacing);
+    let mm = |i: usize| mask::position_mm(i, dims, spacing);
     let centre = mm(seed);
     let near = |p: Vec3| vec3::dist(p, centre) <= radius_mm + FIT_MARGIN_MM;
     let points: Vec<Vec3> = pleural_points(hu, lung, dims, spacing).into_iter().filter(|p| near(*p)).collect();
@@ -42,11 +42,6 @@ pub(crate) fn extend_to_pleura(hu: &[f32], lung: &[bool], dims: [usize; 3], spac
     let near_mask = distance::dilate_ball(lung, dims, spacing, MAX_GAP_MM);
     let missed = |i: usize| near_mask[i] && near(mm(i)) && (0.0..=MAX_GAP_MM).contains(&plane.signed_mm(mm(i)));
     (0..lung.len()).map(|i| lung[i] || missed(i)).collect()
-}
-
-/// Box voxel `i`'s centre in box millimetres (z, y, x).
-fn position_mm(i: usize, [_, ny, nx]: [usize; 3], spacing: Vec3) -> Vec3 {
-    [(i / (ny * nx)) as f64 * spacing[0], ((i / nx) % ny) as f64 * spacing[1], (i % nx) as f64 * spacing[2]]
 }
 
 /// Where the CT crosses [`PLEURA_HU`] between a dense voxel outside the lung mask (the wall)
@@ -59,7 +54,7 @@ fn pleural_points(hu: &[f32], lung: &[bool], dims: [usize; 3], spacing: Vec3) ->
         let in_plane = mask::face_neighbours(wall, dims).filter(|&j| j / plane == wall / plane);
         for air in in_plane.filter(|&j| lung[j] && hu[j] < PLEURA_HU) {
             let t = f64::from((hu[wall] - PLEURA_HU) / (hu[wall] - hu[air]));
-            let (a, b) = (position_mm(wall, dims, spacing), position_mm(air, dims, spacing));
+            let (a, b) = (mask::position_mm(wall, dims, spacing), mask::position_mm(air, dims, spacing));
             points.push(vec3::lerp(a, b, t));
         }
     }

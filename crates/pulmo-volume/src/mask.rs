@@ -58,6 +58,12 @@ pub fn label_components(mask: &[bool], dims: [usize; 3]) -> Components {
     Components { labels, sizes }
 }
 
+/// Voxel offset `i`'s centre in millimetres from the first voxel's, (z, y, x), in a grid of
+/// `dims` with `spacing` (mm per index step along each axis).
+pub fn position_mm(i: usize, [_, ny, nx]: [usize; 3], spacing: crate::Vec3) -> crate::Vec3 {
+    [(i / (ny * nx)) as f64 * spacing[0], ((i / nx) % ny) as f64 * spacing[1], (i % nx) as f64 * spacing[2]]
+}
+
 /// The up to six face neighbours of voxel offset `i` in a grid of `dims` (z, y, x).
 pub fn face_neighbours(i: usize, [nz, ny, nx]: [usize; 3]) -> impl Iterator<Item = usize> {
     let (z, y, x) = (i / (ny * nx), (i / nx) % ny, i % nx);
@@ -125,6 +131,13 @@ fn pixel_neighbours(i: usize, ny: usize, nx: usize) -> impl Iterator<Item = usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_voxel_offset_is_placed_along_z_y_x() {
+        // Offset 2*12 + 1*4 + 3 in a 3x3x4 grid is voxel (z 2, y 1, x 3).
+        assert_eq!(position_mm(2 * 12 + 4 + 3, [3, 3, 4], [2.5, 0.5, 0.75]), [5.0, 0.5, 2.25]);
+        assert_eq!(position_mm(0, [3, 3, 4], [2.5, 0.5, 0.75]), [0.0; 3]);
+    }
 
     fn grid(rows: &[&str]) -> (Vec<bool>, usize, usize) {
         let nx = rows[0].len();
