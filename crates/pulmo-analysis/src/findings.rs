@@ -40,7 +40,7 @@ pub fn assess(
         .zip(followed)
         .map(|(n, f)| {
             let m = n.measurements;
-            let zone = lungs.zone_at(m.centre_lps_mm);
+            let zone = lungs.zone_of(&n.region, m.centre_lps_mm);
             let upper = zone.is_some_and(|z| z.level == Level::Upper);
             // A nodule found on the prior's CT only now had no tracking UID there.
             let prior_uid = f.change.as_ref().filter(|c| !c.found_on_prior_ct).map(|c| c.prior.tracking_uid.clone());

@@ -283,12 +283,20 @@ fn interior_solid_share(nodule: &NoduleMask) -> Option<f64> {
     (count >= MIN_INTERIOR_VOXELS).then(|| solid as f64 / count as f64)
 }
 
+/// A solid part this large (mm3, a ball of 16 mm) is no vessel crossing the nodule (one of
+/// 4 mm radius would have to run 40 mm through it): it is the solid tissue of a mass, which
+/// reaches the mass's surface, and on thick slices the solid tissue the vessel cut parted from
+/// it lies against it above and below (the real a0002 adenocarcinoma on 8 mm slices: 16 cm3
+/// of solid tissue, two thirds of it on such a surface).
+const LARGE_CORE_MM3: f64 = 2000.0;
+
 /// The largest connected part of the nodule at solid density. In a mostly non-solid nodule it
 /// must lie within the nodule: a vessel running through ground glass is just as dense, but it
 /// crosses the nodule's surface, so parts with more than a sixth of their voxels on it are not
 /// a solid core there. Across slices only solid tissue beyond the surface counts (a vessel runs
 /// on, since the vessel cut takes it off the nodule, not off the CT): on slices 2-2.5 mm thick
 /// a small nodule is three or four slices deep, and its core reaches the top and bottom ones.
+/// A part of at least [`LARGE_CORE_MM3`] is a core wherever it lies.
 fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
     let is_solid = |i: usize| f64::from(nodule.hu[i]) >= SOLID_COMPONENT_MIN_HU;
     let plane = nodule.dims[1] * nodule.dims[2];
@@ -301,7 +309,8 @@ fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
     }
     let solid_voxels = solid.iter().filter(|s| **s).count() as f64;
     let mostly_solid = solid_voxels >= SOLID_FRACTION * nodule.inside.iter().filter(|i| **i).count() as f64;
-    let within = |l: u32| mostly_solid || 6 * on_surface[l as usize] <= parts.sizes[l as usize];
+    let large = |l: u32| parts.sizes[l as usize] as f64 * geometry.voxel_volume_mm3() >= LARGE_CORE_MM3;
+    let within = |l: u32| mostly_solid || large(l) || 6 * on_surface[l as usize] <= parts.sizes[l as usize];
     let core_label = parts.by_size().into_iter().find(|&l| within(l))?;
     let core: Vec<bool> = parts.labels.iter().map(|&l| l == core_label).collect();
     let axes = axial_axes(nodule, &core, geometry, Outline::SolidLevel);
@@ -327,19 +336,25 @@ mod tests {
     use super::*;
 
     const SPACING: Vec3 = [2.5, 0.7, 0.7];
-    const DIMS: [usize; 3] = [9, 21, 21];
 
     /// A ground-glass nodule 9 mm across (three slices 2.5 mm apart) in the middle of a box of
     /// lung, with `solid(dz, dy, dx)` (mm from its centre) at soft-tissue density, inside the
     /// nodule or beyond it.
     fn ground_glass_with(solid: impl Fn(f64, f64, f64) -> bool) -> NoduleMask {
-        let n = DIMS.iter().product();
+        ground_glass_ball(9.0, SPACING, solid)
+    }
+
+    /// [`ground_glass_with`] for a ground-glass ball of `diameter` mm at `spacing`, in a box
+    /// leaving a voxel of lung all round.
+    fn ground_glass_ball(diameter: f64, spacing: Vec3, solid: impl Fn(f64, f64, f64) -> bool) -> NoduleMask {
+        let half = [0, 1, 2].map(|a| (diameter / 2.0 / spacing[a]).ceil() as usize + 1);
+        let dims = half.map(|h| 2 * h + 1);
+        let n = dims.iter().product();
         let (mut inside, mut hu) = (vec![false; n], vec![-850.0f32; n]);
-        let centre = [4.0, 10.0, 10.0];
         for i in 0..n {
-            let index = [i / (DIMS[1] * DIMS[2]), (i / DIMS[2]) % DIMS[1], i % DIMS[2]];
-            let [dz, dy, dx] = [0, 1, 2].map(|a| (index[a] as f64 - centre[a]) * SPACING[a]);
-            inside[i] = dz * dz + dy * dy + dx * dx <= 4.5 * 4.5;
+            let index = [i / (dims[1] * dims[2]), (i / dims[2]) % dims[1], i % dims[2]];
+            let [dz, dy, dx] = [0, 1, 2].map(|a| (index[a] as f64 - half[a] as f64) * spacing[a]);
+            inside[i] = dz * dz + dy * dy + dx * dx <= (diameter / 2.0).powi(2);
             hu[i] = match (solid(dz, dy, dx), inside[i]) {
                 (true, _) => 40.0,
                 (false, true) => -600.0,
@@ -347,7 +362,7 @@ mod tests {
             };
         }
         let fraction = inside.iter().map(|v| f32::from(u8::from(*v))).collect();
-        NoduleMask { origin: [0; 3], dims: DIMS, inside, fraction, hu, lung: vec![true; n], tissue_hu: -600.0, lung_hu: -850.0 }
+        NoduleMask { origin: [0; 3], dims, inside, fraction, hu, lung: vec![true; n], tissue_hu: -600.0, lung_hu: -850.0 }
     }
 
     /// A solid ball of `diameter` mm in lung on 1 mm slices of `pixel` mm pixels, centred on a
@@ -432,6 +447,23 @@ mod tests {
         let skimming_the_edge = ground_glass_with(|dz, dy, _| dz.abs() <= 2.5 && (dy - 3.5).abs() <= 0.8);
         assert_eq!(density(&along_z), Density::GroundGlass);
         assert_eq!(density(&skimming_the_edge), Density::GroundGlass);
+    }
+
+    /// A 44 mm mass on 8 mm slices, ground glass on one side and solid on the other, the
+    /// solid tissue running on above and below it (as where the vessel cut parted the mass):
+    /// most of the solid part's voxels lie on a surface that a vessel crosses.
+    #[test]
+    fn the_solid_side_of_a_mass_is_its_solid_component() {
+        let spacing = [8.0, 0.7, 0.7];
+        let mass = ground_glass_ball(44.0, spacing, |_, _, dx| dx >= 4.0);
+        let geometry = Geometry::axial([0.0; 3], spacing).expect("geometry");
+        let (m, _) = measure(&mass, &geometry);
+        let core = m.solid_core.expect("a solid component");
+        assert!((core.long_axis_mm - 44.0).abs() < 1.5, "core long axis {:.1} mm", core.long_axis_mm);
+        assert_eq!(m.density, Density::PartSolid);
+        // A vessel of 1 mm radius along z through the same mass is still no solid component.
+        let crossed = ground_glass_ball(44.0, spacing, |_, dy, dx| dy * dy + dx * dx <= 1.0);
+        assert_eq!(measure(&crossed, &geometry).0.density, Density::GroundGlass);
     }
 
     /// What the segmentation reads of a 3 mm calcified granuloma between two 2.5 mm slices: its

@@ -87,16 +87,65 @@ impl NoduleMask {
     /// Whether the two nodules share a voxel or touch face to face (masks of one CT): two
     /// segmentations of one lesion, e.g. of a large tumour seeded at two candidates.
     pub fn touches(&self, other: &NoduleMask) -> bool {
-        let [_, ny, nx] = other.dims;
-        let in_other = |ct: [i64; 3]| {
-            let local: [i64; 3] = std::array::from_fn(|a| ct[a] - other.origin[a] as i64);
-            let inside_box = (0..3).all(|a| (0..other.dims[a] as i64).contains(&local[a]));
-            inside_box && other.inside[local[0] as usize * ny * nx + local[1] as usize * nx + local[2] as usize]
+        const STEPS: [[isize; 3]; 7] = [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]];
+        let in_other = |ct: [usize; 3], d: [isize; 3]| {
+            let [z, y, x] = [0, 1, 2].map(|a| ct[a].checked_add_signed(d[a]));
+            let next = [z?, y?, x?];
+            other.offset_of(next).map(|i| other.inside[i])
         };
-        const STEPS: [[i64; 3]; 7] = [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]];
-        (0..self.inside.len()).filter(|&i| self.inside[i]).any(|i| {
-            let ct = self.ct_index(i).map(|v| v as i64);
-            STEPS.iter().any(|d| in_other([ct[0] + d[0], ct[1] + d[1], ct[2] + d[2]]))
+        (0..self.inside.len())
+            .filter(|&i| self.inside[i])
+            .any(|i| STEPS.iter().any(|d| in_other(self.ct_index(i), *d) == Some(true)))
+    }
+
+    /// The shortest distance between the centres of the two nodules' voxels (masks of one CT),
+    /// mm: 0 when they share one.
+    pub fn gap_mm(&self, other: &NoduleMask, geometry: &Geometry) -> f64 {
+        if self.touches(other) {
+            return 0.0;
+        }
+        let a: Vec<Vec3> = self.surface().map(|i| self.lps(i, geometry)).collect();
+        let b: Vec<Vec3> = other.surface().map(|i| other.lps(i, geometry)).collect();
+        a.iter().flat_map(|p| b.iter().map(move |q| vec3::dist(*p, *q))).fold(f64::INFINITY, f64::min)
+    }
+
+    /// The two nodules (masks of `ct`) as one, in a box holding both: one lesion segmented in
+    /// parts. A voxel is inside if either part has it, with the larger tissue fraction, and in
+    /// the lung if `lungs` or either part says so (a part's lung reaches the pleura next to it,
+    /// see [`crate::pleura`]); HU are read from `ct`. The levels are those of the part segmented
+    /// at the lower threshold, which takes in the other's tissue too.
+    pub fn union(&self, other: &NoduleMask, ct: &Volume<i16>, lungs: &LungMask) -> NoduleMask {
+        let origin: [usize; 3] = std::array::from_fn(|a| self.origin[a].min(other.origin[a]));
+        let end = |m: &NoduleMask, a: usize| m.origin[a] + m.dims[a];
+        let dims: [usize; 3] = std::array::from_fn(|a| end(self, a).max(end(other, a)) - origin[a]);
+        let b = Box3 { start: origin, dims };
+        let mut inside = Vec::with_capacity(dims.iter().product());
+        let (mut fraction, mut hu, mut lung) = (Vec::new(), Vec::new(), Vec::new());
+        for v in b.voxels() {
+            let parts = [self, other].map(|m| m.offset_of(v).map(|i| (m, i)));
+            let known = parts.iter().flatten();
+            inside.push(known.clone().any(|(m, i)| m.inside[*i]));
+            fraction.push(known.clone().map(|(m, i)| m.fraction[*i]).fold(0.0, f32::max));
+            hu.push(ct.get(v).map_or(-1000.0, |h| f32::from(*h)));
+            let in_lung = lungs.labels.get(v).is_some_and(|l| *l != 0);
+            lung.push(in_lung || known.clone().any(|(m, i)| m.lung[*i]));
+        }
+        let levels = if self.threshold_hu() <= other.threshold_hu() { self } else { other };
+        NoduleMask { origin, dims, inside, fraction, hu, lung, tissue_hu: levels.tissue_hu, lung_hu: levels.lung_hu }
+    }
+
+    /// Box offset of CT voxel `v`, if the box holds it.
+    fn offset_of(&self, v: [usize; 3]) -> Option<usize> {
+        let local: [usize; 3] = std::array::from_fn(|a| v[a].wrapping_sub(self.origin[a]));
+        let [_, ny, nx] = self.dims;
+        (0..3).all(|a| local[a] < self.dims[a]).then(|| local[0] * ny * nx + local[1] * nx + local[2])
+    }
+
+    /// Box offsets of the nodule's voxels that have a face neighbour outside it (or lie on the
+    /// box's face).
+    fn surface(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.inside.len()).filter(|&i| {
+            self.inside[i] && (self.on_box_face(i) || mask::face_neighbours(i, self.dims).any(|j| !self.inside[j]))
         })
     }
 
@@ -424,7 +473,10 @@ fn partial_volume(hu: &[f32], inside: &[bool], lung: &[bool], dims: [usize; 3], 
 
 #[cfg(test)]
 mod tests {
+    use pulmo_volume::{Geometry, Volume};
+
     use super::NoduleMask;
+    use crate::LungMask;
 
     /// A 4x4x4 box at `origin` whose inside is the given box voxels (z, y, x).
     fn blob(origin: [usize; 3], voxels: &[[usize; 3]]) -> NoduleMask {
@@ -433,6 +485,32 @@ mod tests {
             inside[v[0] * 16 + v[1] * 4 + v[2]] = true;
         }
         NoduleMask { origin, dims: [4; 3], inside, fraction: vec![0.0; 64], hu: vec![0.0; 64], lung: vec![true; 64], tissue_hu: 0.0, lung_hu: -850.0 }
+    }
+
+    #[test]
+    fn two_parts_of_a_lesion_make_one_nodule_on_a_box_holding_both() {
+        let geometry = Geometry::axial([0.0; 3], [1.0; 3]).expect("geometry");
+        let ct = Volume::new([20; 3], geometry, vec![-850i16; 8000]).expect("ct");
+        let lungs = LungMask {
+            labels: Volume::new([20; 3], geometry, vec![LungMask::RIGHT; 8000]).expect("labels"),
+            right: None,
+            left: None,
+            carina_z_mm: None,
+            laa950_fraction: 0.0,
+            notes: Vec::new(),
+        };
+        let a = blob([10, 10, 10], &[[1, 1, 1]]); // CT (11, 11, 11)
+        let mut b = blob([12, 14, 10], &[[1, 1, 1]]); // CT (13, 15, 11)
+        b.tissue_hu = -600.0;
+        assert!((a.gap_mm(&b, &geometry) - 20f64.sqrt()).abs() < 1e-9);
+        let whole = a.union(&b, &ct, &lungs);
+        assert_eq!((whole.origin, whole.dims), ([10, 10, 10], [6, 8, 4]));
+        let inside: Vec<[usize; 3]> = (0..whole.inside.len()).filter(|&i| whole.inside[i]).map(|i| whole.ct_index(i)).collect();
+        assert_eq!(inside, [[11, 11, 11], [13, 15, 11]]);
+        assert_eq!(whole.tissue_hu, -600.0, "the levels of the part segmented lower");
+        // A voxel in neither part's box is read from the CT and the lung mask.
+        let neither = (0..whole.inside.len()).find(|&i| whole.ct_index(i) == [10, 17, 10]).expect("in the box");
+        assert_eq!((whole.hu[neither], whole.lung[neither]), (-850.0, true));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use pulmo_findings::{
 use pulmo_torch::model::ModelError;
 use pulmo_torch::{Device, TchError};
 use pulmo_volume::mesh::Mesh;
-use pulmo_volume::Volume;
+use pulmo_volume::{Geometry, Volume};
 
 use crate::detect::{DetectError, Detection, Detector};
 use crate::findings::{self, Measured};
@@ -42,6 +42,12 @@ pub const MIN_SPHERICITY_SMALL: f64 = 0.90;
 /// segments at sphericity 0.50. Vessel trees that large reach their box and are dropped first.
 pub const MASS_MM: f64 = 30.0;
 pub const MIN_SPHERICITY_MASS: f64 = 0.45;
+/// A detection whose nodule comes this close (mm, between voxel centres) to a mass, or a mass
+/// this close to a nodule already measured, is part of that lesion: both are measured as one.
+/// A mass is seeded at several candidates, and the vessel cut (a ball of half the seed's
+/// radius) parts it where it narrows; on 8 mm slices the real a0002 adenocarcinoma's parts lie
+/// one slice apart (8.1 mm) and were reported as two findings, a solid 4B and a part-solid 3.
+pub const MASS_PART_GAP_MM: f64 = 10.0;
 /// Detections at least this probable are segmented with the wider vessel cuts too (see
 /// [`VESSEL_CUTS`]) when the first leaves no reportable blob.
 pub const WIDE_CUT_PROBABILITY: f64 = 0.7;
@@ -181,11 +187,12 @@ impl Pipeline {
         let candidates = find_candidates(volume, &lungs, self.device)?;
         clock.lap(Stage::Candidates);
         progress(Progress { stage: Stage::Detection, done: 0, total: 1 });
-        let mut detections: Vec<Detection> =
-            self.detector.score(volume, &candidates)?.into_iter().filter(|d| d.probability >= self.threshold).collect();
+        let (mut detections, mut less_likely): (Vec<Detection>, Vec<Detection>) =
+            self.detector.score(volume, &candidates)?.into_iter().partition(|d| d.probability >= self.threshold);
         clock.lap(Stage::Detection);
         detections.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        let measured = measure_detections(ct, &lungs, &detections, progress);
+        less_likely.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        let measured = measure_detections(ct, &lungs, &detections, &less_likely, progress);
         clock.lap(Stage::Measurement);
         let source = ct.source_series();
         let mut follow_up_note = prior.is_none().then(|| "Lung-RADS: baseline rules (no prior exam compared)".to_string());
@@ -292,29 +299,76 @@ pub struct PriorExam<'a> {
 
 /// Segments and measures each detection, most probable first; drops a detection inside a
 /// nodule already measured, one whose nodule touches one already measured (two candidates on
-/// one lesion: a large tumour's parts, a ground-glass nodule's lobes) and one that is no
-/// [`compact_nodule`].
+/// one lesion: a ground-glass nodule's lobes, a stub of it) and one that is no
+/// [`compact_nodule`]. A mass seeded at two candidates is measured as one (see
+/// [`MASS_PART_GAP_MM`]), and so are its parts seeded at `less_likely` detections (those below
+/// the reporting threshold): they make no finding of their own, but a mass's extent is the
+/// segmentation's to find once the mass is reported, and the evaluation, which measures every
+/// detection, would otherwise measure a larger mass than pulmo reports.
 fn measure_detections(
     ct: &CtSeries,
     lungs: &LungMask,
     detections: &[Detection],
+    less_likely: &[Detection],
     progress: &mut dyn FnMut(Progress),
 ) -> Vec<Measured> {
-    let geometry = ct.volume.geometry();
     let mut kept: Vec<(NoduleMask, Measured)> = Vec::new();
     for (done, d) in detections.iter().enumerate() {
         progress(Progress { stage: Stage::Measurement, done, total: detections.len() });
-        if kept.iter().any(|(mask, _)| mask.contains(d.candidate.centre_lps_mm, geometry)) {
-            continue;
-        }
-        let Some((mask, measurements, surface)) = compact_nodule(&ct.volume, lungs, &d.candidate, d.probability) else { continue };
-        let overlaps = kept.iter().any(|(other, _)| mask.touches(other));
-        if !overlaps {
-            let region = mask.region();
-            kept.push((mask, Measured { measurements, surface, region, detection_probability: d.probability }));
+        add_detection(&mut kept, d, ct, lungs, Joins::AsFinding);
+    }
+    if kept.iter().any(|(_, m)| is_mass(&m.measurements)) {
+        for d in less_likely {
+            add_detection(&mut kept, d, ct, lungs, Joins::MassOnly);
         }
     }
     kept.into_iter().map(|(_, m)| m).collect()
+}
+
+/// What a detection may become: a finding of its own, or only part of a mass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joins {
+    AsFinding,
+    MassOnly,
+}
+
+/// Segments detection `d` and adds it to the `kept` nodules as [`measure_detections`] says.
+fn add_detection(kept: &mut Vec<(NoduleMask, Measured)>, d: &Detection, ct: &CtSeries, lungs: &LungMask, joins: Joins) {
+    let geometry = ct.volume.geometry();
+    if kept.iter().any(|(mask, _)| mask.contains(d.candidate.centre_lps_mm, geometry)) {
+        return;
+    }
+    let Some((mask, measurements, surface)) = compact_nodule(&ct.volume, lungs, &d.candidate, d.probability) else { return };
+    let found = Measured { measurements, surface, region: mask.region(), detection_probability: d.probability };
+    let same = kept.iter().position(|(other, m)| one_lesion((&mask, &found.measurements), (other, &m.measurements), geometry));
+    match same {
+        None if joins == Joins::AsFinding => kept.push((mask, found)),
+        Some(k) if is_mass(&found.measurements) || is_mass(&kept[k].1.measurements) => {
+            kept[k] = measured_as_one(&kept[k], (&mask, &found), ct, lungs);
+        }
+        _ => {}
+    }
+}
+
+/// Two parts of one lesion, united and measured whole; as probable as the likelier part.
+fn measured_as_one(a: &(NoduleMask, Measured), b: (&NoduleMask, &Measured), ct: &CtSeries, lungs: &LungMask) -> (NoduleMask, Measured) {
+    let whole = a.0.union(b.0, &ct.volume, lungs);
+    let (measurements, surface) = measure(&whole, ct.volume.geometry());
+    tracing::debug!(long_axis_mm = measurements.long_axis_mm, "a mass seeded at two candidates measured as one");
+    let detection_probability = a.1.detection_probability.max(b.1.detection_probability);
+    let region = whole.region();
+    (whole, Measured { measurements, surface, region, detection_probability })
+}
+
+/// Whether two segmentations are parts of one lesion: they touch, or one is a mass and they
+/// come within [`MASS_PART_GAP_MM`].
+fn one_lesion(a: (&NoduleMask, &Measurements), b: (&NoduleMask, &Measurements), geometry: &Geometry) -> bool {
+    let near = || (is_mass(a.1) || is_mass(b.1)) && a.0.gap_mm(b.0, geometry) <= MASS_PART_GAP_MM;
+    a.0.touches(b.0) || near()
+}
+
+fn is_mass(m: &Measurements) -> bool {
+    m.long_axis_mm >= MASS_MM
 }
 
 /// The nodule segmented at a candidate, measured, if it is one pulmo reports: a compact blob
@@ -434,6 +488,25 @@ mod tests {
         let ct = Volume::new(DIMS, geometry, hu).expect("volume");
         let labels = Volume::new(DIMS, geometry, vec![LungMask::RIGHT; n]).expect("labels");
         (ct, LungMask { labels, right: None, left: None, carina_z_mm: None, laa950_fraction: 0.0, notes: Vec::new() })
+    }
+
+    /// A 2x2x2 blob of 1 mm voxels at CT voxel `at`.
+    fn cube(at: [usize; 3]) -> NoduleMask {
+        NoduleMask { origin: at, dims: [2; 3], inside: vec![true; 8], fraction: vec![1.0; 8], hu: vec![0.0; 8], lung: vec![true; 8], tissue_hu: 0.0, lung_hu: -850.0 }
+    }
+
+    #[test]
+    fn a_mass_and_a_part_near_it_are_one_lesion_two_nodules_are_not() {
+        let geometry = Geometry::axial([0.0; 3], [1.0; 3]).expect("geometry");
+        let (here, apart) = (cube([10, 10, 10]), cube([10, 10, 19])); // 8 mm between voxel centres
+        let size = |d: f64| crate::test_support::measurements([0.0; 3], d, pulmo_clinical::density::Density::Solid);
+        assert!(one_lesion((&here, &size(45.0)), (&apart, &size(20.0)), &geometry));
+        assert!(one_lesion((&here, &size(20.0)), (&apart, &size(45.0)), &geometry));
+        assert!(!one_lesion((&here, &size(20.0)), (&apart, &size(20.0)), &geometry));
+        let far = cube([10, 10, 22]); // 11 mm
+        assert!(!one_lesion((&here, &size(45.0)), (&far, &size(20.0)), &geometry));
+        let touching = cube([10, 10, 12]);
+        assert!(one_lesion((&here, &size(8.0)), (&touching, &size(6.0)), &geometry));
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod work;
 
 use pulmo_torch::image;
 use pulmo_torch::{Device, TchError};
-use pulmo_volume::{mask, Vec3, Volume, VolumeError};
+use pulmo_volume::{mask, BoxRegion, Vec3, Volume, VolumeError};
 pub use pulmo_findings::{Level, LungExtent, Side, Zone};
 use pulmo_findings::LungSummary;
 
@@ -89,12 +89,40 @@ impl LungMask {
 
     /// The zone of a patient position inside a lung.
     pub fn zone_at(&self, lps: Vec3) -> Option<Zone> {
-        let side = self.side_at(lps)?;
+        self.zone_on(self.side_at(lps)?, lps[2])
+    }
+
+    /// The zone of a nodule of these voxels centred at `centre` (LPS mm): the lung its centre
+    /// lies in, or where the centre lies outside both (a mass's centre can: between its parts,
+    /// or where it bulges out of the lung mask) the one holding most of its voxels, at the
+    /// centre's level; `None` when none of its voxels is in a lung.
+    pub fn zone_of(&self, voxels: &BoxRegion, centre: Vec3) -> Option<Zone> {
+        let side = self.side_at(centre).or_else(|| self.side_holding_most(voxels))?;
+        self.zone_on(side, centre[2])
+    }
+
+    fn side_holding_most(&self, voxels: &BoxRegion) -> Option<Side> {
+        let (mut right, mut left) = (0usize, 0usize);
+        for v in voxels.voxels() {
+            match self.labels.get(v) {
+                Some(&RIGHT) => right += 1,
+                Some(&LEFT) => left += 1,
+                _ => {}
+            }
+        }
+        match (right, left) {
+            (0, 0) => None,
+            (r, l) if r >= l => Some(Side::Right),
+            _ => Some(Side::Left),
+        }
+    }
+
+    fn zone_on(&self, side: Side, z_mm: f64) -> Option<Zone> {
         let extent = match side {
             Side::Right => self.right?,
             Side::Left => self.left?,
         };
-        Some(Zone { side, level: self.level(lps[2], &extent) })
+        Some(Zone { side, level: self.level(z_mm, &extent) })
     }
 
     fn level(&self, z: f64, lung: &LungExtent) -> Level {
@@ -287,4 +315,35 @@ fn laa950(ct: &Volume<i16>, labels: &Volume<u8>) -> f64 {
         }
     }
     low as f64 / lung.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use pulmo_findings::LungExtent;
+    use pulmo_volume::{BoxRegion, Geometry, Volume};
+
+    use super::*;
+
+    #[test]
+    fn a_nodule_centred_outside_the_lungs_takes_the_side_of_most_of_its_voxels() {
+        let geometry = Geometry::axial([0.0; 3], [1.0; 3]).expect("geometry");
+        // The right lung is x index 6 and up.
+        let labels: Vec<u8> = (0..1000).map(|i| if i % 10 >= 6 { RIGHT } else { 0 }).collect();
+        let extent = LungExtent { volume_ml: 0.4, top_z_mm: 9.0, bottom_z_mm: 0.0 };
+        let lungs = LungMask {
+            labels: Volume::new([10; 3], geometry, labels).expect("labels"),
+            right: Some(extent),
+            left: None,
+            carina_z_mm: None,
+            laa950_fraction: 0.0,
+            notes: Vec::new(),
+        };
+        // Voxels at x 4-7: half of them in the right lung, the centre (x 4) outside it.
+        let nodule = BoxRegion::from_mask([4, 4, 4], [2, 2, 4], &[true; 16]);
+        let centre = [4.0, 4.5, 4.5];
+        assert_eq!(lungs.zone_at(centre), None);
+        assert_eq!(lungs.zone_of(&nodule, centre), Some(Zone { side: Side::Right, level: Level::Middle }));
+        let outside = BoxRegion::from_mask([4, 4, 0], [2, 2, 4], &[true; 16]);
+        assert_eq!(lungs.zone_of(&outside, centre), None);
+    }
 }
