@@ -59,17 +59,12 @@ impl NoduleMask {
 
     /// Whether the nodule's voxels include the one nearest a patient position.
     pub fn contains(&self, lps: Vec3, geometry: &Geometry) -> bool {
-        let index = geometry.lps_to_index(lps);
-        let [_, ny, nx] = self.dims;
-        let mut offset = 0;
-        for a in 0..3 {
-            let local = index[a].round() - self.origin[a] as f64;
-            if !(0.0..self.dims[a] as f64).contains(&local) {
-                return false;
-            }
-            offset += local as usize * [ny * nx, nx, 1][a];
+        let index = geometry.lps_to_index(lps).map(f64::round);
+        // Negative or non-finite indices lie outside every box (`as usize` would clamp them in).
+        if index.iter().any(|c| !(*c >= 0.0)) {
+            return false;
         }
-        self.inside[offset]
+        self.offset_of(index.map(|c| c as usize)).is_some_and(|i| self.inside[i])
     }
 
     /// The nodule's voxels on the CT grid, compactly.
@@ -476,7 +471,6 @@ mod tests {
     use pulmo_volume::{Geometry, Volume};
 
     use super::NoduleMask;
-    use crate::LungMask;
 
     /// A 4x4x4 box at `origin` whose inside is the given box voxels (z, y, x).
     fn blob(origin: [usize; 3], voxels: &[[usize; 3]]) -> NoduleMask {
@@ -491,14 +485,7 @@ mod tests {
     fn two_parts_of_a_lesion_make_one_nodule_on_a_box_holding_both() {
         let geometry = Geometry::axial([0.0; 3], [1.0; 3]).expect("geometry");
         let ct = Volume::new([20; 3], geometry, vec![-850i16; 8000]).expect("ct");
-        let lungs = LungMask {
-            labels: Volume::new([20; 3], geometry, vec![LungMask::RIGHT; 8000]).expect("labels"),
-            right: None,
-            left: None,
-            carina_z_mm: None,
-            laa950_fraction: 0.0,
-            notes: Vec::new(),
-        };
+        let lungs = crate::test_support::lung_everywhere([20; 3], geometry);
         let a = blob([10, 10, 10], &[[1, 1, 1]]); // CT (11, 11, 11)
         let mut b = blob([12, 14, 10], &[[1, 1, 1]]); // CT (13, 15, 11)
         b.tissue_hu = -600.0;

@@ -361,10 +361,12 @@ fn measured_as_one(a: &(NoduleMask, Measured), b: (&NoduleMask, &Measured), ct: 
 }
 
 /// Whether two segmentations are parts of one lesion: they touch, or one is a mass and they
-/// come within [`MASS_PART_GAP_MM`].
+/// come within [`MASS_PART_GAP_MM`] (the gap of touching ones is 0).
 fn one_lesion(a: (&NoduleMask, &Measurements), b: (&NoduleMask, &Measurements), geometry: &Geometry) -> bool {
-    let near = || (is_mass(a.1) || is_mass(b.1)) && a.0.gap_mm(b.0, geometry) <= MASS_PART_GAP_MM;
-    a.0.touches(b.0) || near()
+    match is_mass(a.1) || is_mass(b.1) {
+        true => a.0.gap_mm(b.0, geometry) <= MASS_PART_GAP_MM,
+        false => a.0.touches(b.0),
+    }
 }
 
 fn is_mass(m: &Measurements) -> bool {
@@ -486,8 +488,7 @@ mod tests {
             })
             .collect();
         let ct = Volume::new(DIMS, geometry, hu).expect("volume");
-        let labels = Volume::new(DIMS, geometry, vec![LungMask::RIGHT; n]).expect("labels");
-        (ct, LungMask { labels, right: None, left: None, carina_z_mm: None, laa950_fraction: 0.0, notes: Vec::new() })
+        (ct, crate::test_support::lung_everywhere(DIMS, geometry))
     }
 
     /// A 2x2x2 blob of 1 mm voxels at CT voxel `at`.

@@ -3,7 +3,16 @@
 
 use pulmo_findings::{HuStats, Measurements};
 use pulmo_clinical::density::Density;
-use pulmo_volume::Vec3;
+use pulmo_volume::{Geometry, Vec3, Volume};
+
+use crate::LungMask;
+
+/// A lung mask that is the right lung over the whole CT grid (`dims`, `geometry`); no extents,
+/// carina or notes.
+pub(crate) fn lung_everywhere(dims: [usize; 3], geometry: Geometry) -> LungMask {
+    let labels = Volume::new(dims, geometry, vec![LungMask::RIGHT; dims.iter().product()]).expect("labels");
+    LungMask { labels, right: None, left: None, carina_z_mm: None, laa950_fraction: 0.0, notes: Vec::new() }
+}
 
 /// A round nodule of `diameter` mm at `centre`, nothing else about it set.
 pub(crate) fn measurements(centre: Vec3, diameter: f64, density: Density) -> Measurements {
