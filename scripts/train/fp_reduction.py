@@ -11,15 +11,15 @@ Writes MODELS_DIR/fp-reduction.pt (TorchScript) and MODELS_DIR/fp-reduction.toml
 """
 
 import datetime
-import glob
-import hashlib
-import json
 import os
 import sys
 
 import numpy as np
 import torch
 
+from training import PatchNet, augment, auc, install, load_studies, predict, start
+
+CARD = {"name": "fp-reduction", "version": "0.3.0", "task": "nodule-false-positive-reduction"}
 SEED = 20261129
 EPOCHS = int(os.environ.get("EPOCHS", "20"))
 BATCH = 64
@@ -33,39 +33,20 @@ NEGATIVES_PER_POSITIVE = 3
 HARD_SHARE = 0.5
 
 
-class FpNet(torch.nn.Module):
-    """Four conv blocks (8, 16, 32, 64 channels), global average pooling, one logit. The
-    fourth block (at 4^3, a few percent of the compute) makes the receptive field ~31 mm, the
-    whole patch: with three its units saw 15 mm, less than a large nodule with its margin, or a
-    vessel with enough of its course to tell it from a nodule beside it."""
+# The network is training.PatchNet with one logit. Its fourth block (at 4^3, a few percent of
+# the compute) makes the receptive field ~31 mm, the whole patch: with three its units saw
+# 15 mm, less than a large nodule with its margin, or a vessel with enough of its course to
+# tell it from a nodule beside it.
 
-    def __init__(self):
-        super().__init__()
-        layers = []
-        channels = [1, 8, 16, 32, 64]
-        for cin, cout in zip(channels, channels[1:]):
-            layers += [torch.nn.Conv3d(cin, cout, 3, padding=1), torch.nn.BatchNorm3d(cout), torch.nn.ReLU(),
-                       torch.nn.MaxPool3d(2)]
-        self.features = torch.nn.Sequential(*layers)
-        self.head = torch.nn.Linear(channels[-1], 1)
 
-    def forward(self, x):
-        y = self.features(x).mean(dim=[2, 3, 4])
-        return self.head(y)
+def compact_flags(data_dir, name, labels):
+    """Which patches are compact candidates (hard negatives when not nodules); none if unknown."""
+    path = os.path.join(data_dir, f"compact_{name}.npy")
+    return np.load(path) if os.path.exists(path) else np.zeros_like(labels)
 
 
 def load(data_dir):
-    studies = []
-    for path in sorted(glob.glob(os.path.join(data_dir, "patches_*.npy"))):
-        seed = os.path.basename(path)[len("patches_"):-len(".npy")]
-        x = np.load(path, mmap_mode="r")
-        y = np.load(os.path.join(data_dir, f"labels_{seed}.npy"))
-        compact_path = os.path.join(data_dir, f"compact_{seed}.npy")
-        compact = np.load(compact_path) if os.path.exists(compact_path) else np.zeros_like(y)
-        studies.append((seed, x, y, compact))
-    if len(studies) < 5:
-        raise SystemExit(f"{data_dir}: need at least 5 studies of patches, found {len(studies)}")
-    return studies
+    return load_studies(data_dir, compact_flags)
 
 
 def stack(studies):
@@ -73,25 +54,6 @@ def stack(studies):
     y = np.concatenate([s[2] for s in studies]).astype(np.float32)
     compact = np.concatenate([s[3] for s in studies]).astype(bool)
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), torch.from_numpy(compact)
-
-
-def augment(x, generator):
-    """Random flips of each axis and 90-degree turns in the axial plane: nodules have no
-    preferred orientation."""
-    for dim in (2, 3, 4):
-        if torch.rand(1, generator=generator).item() < 0.5:
-            x = x.flip(dim)
-    turns = int(torch.randint(0, 4, (1,), generator=generator).item())
-    return torch.rot90(x, turns, dims=(3, 4))
-
-
-def auc(scores, labels):
-    order = np.argsort(scores)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    pos = labels == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / max(n_pos * n_neg, 1))
 
 
 def hard_auc(scores, labels, compact):
@@ -102,13 +64,7 @@ def hard_auc(scores, labels, compact):
 
 def main():
     data_dir, models_dir = sys.argv[1], sys.argv[2]
-    torch.manual_seed(SEED)
-    np.random.seed(SEED)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    spec = json.load(open(os.path.join(data_dir, "spec.json")))
-    studies = load(data_dir)
-    training, validation = [s for i, s in enumerate(studies) if i % 5 != 4], studies[4::5]
+    spec, studies, training, validation = start(SEED, data_dir, load)
     train_x, train_y, train_compact = stack(training)
     val_x, val_y, val_compact = stack(validation)
     positives = torch.nonzero(train_y == 1).squeeze(1)
@@ -118,7 +74,7 @@ def main():
     print(f"train {len(train_y)} patches ({int(train_y.sum())} positive) from {len(training)} studies; "
           f"validate {len(val_y)} ({int(val_y.sum())} positive) from {len(validation)}; "
           f"{len(hard)} hard negatives", flush=True)
-    model = FpNet()
+    model = PatchNet(1)
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=EPOCHS)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
@@ -131,8 +87,8 @@ def main():
         epoch_set = torch.cat([positives, hard_draw, draw])
         order = epoch_set[torch.randperm(len(epoch_set), generator=generator)]
         total = 0.0
-        for start in range(0, len(order), BATCH):
-            idx = order[start:start + BATCH]
+        for first in range(0, len(order), BATCH):
+            idx = order[first:first + BATCH]
             x = augment(train_x[idx], generator)
             loss = loss_fn(model(x).squeeze(1), train_y[idx])
             optimiser.zero_grad()
@@ -150,7 +106,7 @@ def main():
     sensitivity = float((scores[labels == 1] >= threshold).mean())
     fp_per_study = float((scores[labels == 0] >= threshold).sum() / len(validation))
     hard_fp_per_study = float((scores[(labels == 0) & val_compact.numpy()] >= threshold).sum() / len(validation))
-    install(model, models_dir, spec, threshold, {
+    install(model, models_dir, CARD, spec, threshold, {
         "validation_auc": auc(scores, labels),
         "validation_sensitivity": sensitivity,
         "validation_false_positives_per_study": fp_per_study,
@@ -169,41 +125,6 @@ def main():
         "script": "scripts/train/fp_reduction.py",
         "date": datetime.date.today().isoformat(),
     })
-
-
-def predict(model, x):
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([torch.sigmoid(model(x[i:i + 256]).squeeze(1)) for i in range(0, len(x), 256)]).numpy()
-
-
-def install(model, models_dir, spec, threshold, metrics, training):
-    os.makedirs(models_dir, exist_ok=True)
-    pt = os.path.join(models_dir, "fp-reduction.pt")
-    torch.jit.script(model.eval()).save(pt)
-    sha = hashlib.sha256(open(pt, "rb").read()).hexdigest()
-    lines = [
-        'name = "fp-reduction"',
-        'version = "0.3.0"',
-        'task = "nodule-false-positive-reduction"',
-        'file = "fp-reduction.pt"',
-        f'sha256 = "{sha}"',
-        "",
-        "[input]",
-        f"patch_size = {spec['patch_size']}",
-        f"spacing_mm = {[float(v) for v in spec['spacing_mm']]}",
-        f"window_hu = {[float(v) for v in spec['window_hu']]}",
-        "",
-        "[output]",
-        'layout = "logit"',
-        f"threshold = {threshold:.6f}",
-        "",
-        "[training]",
-    ] + [f"{k} = {json.dumps(v)}" for k, v in training.items()] + ["", "[metrics]"] + [
-        f"{k} = {v:.4f}" for k, v in metrics.items()]
-    open(os.path.join(models_dir, "fp-reduction.toml"), "w").write("\n".join(lines) + "\n")
-    print(f"installed {pt} ({os.path.getsize(pt) / 1024:.0f} kB, sha256 {sha[:12]}...), threshold {threshold:.4f}, "
-          f"metrics {metrics}", flush=True)
 
 
 if __name__ == "__main__":

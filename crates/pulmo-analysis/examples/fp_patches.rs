@@ -11,38 +11,26 @@
 //!
 //! cargo run --release -p pulmo-analysis --example fp_patches -- OUT_DIR FIRST_SEED LAST_SEED [--real SERIES_DIR N]
 
-use std::io::Write;
 use std::path::Path;
 
 use pulmo_analysis::pipeline::{compact_nodule, WIDE_CUT_PROBABILITY};
 use pulmo_analysis::{find_candidates, patches, segment_lungs};
-use pulmo_phantom::{slices_for_coverage, BackgroundHeader, Phantom, PhantomSpec};
+use pulmo_phantom::{BackgroundHeader, Phantom, PhantomSpec};
 use pulmo_torch::model::InputSpec;
 use pulmo_torch::{image, Device};
 use pulmo_volume::{vec3, Vec3};
+
+#[path = "support/acquisition.rs"]
+mod acquisition;
+#[path = "support/npy.rs"]
+mod npy;
+use acquisition::phantom_spec;
+use npy::{write_npy, write_npy_u8};
 
 type Error = Box<dyn std::error::Error>;
 
 fn spec() -> InputSpec {
     InputSpec { patch_size: [32, 32, 32], spacing_mm: [1.0, 1.0, 1.0], window_hu: [-1000.0, 400.0] }
-}
-
-/// Acquisitions vary with the seed: pixel 0.6-1.0 mm, slices 1-2.5 mm, noise 10-40 HU.
-fn phantom_spec(seed: u64) -> PhantomSpec {
-    let pick = |options: &[f64]| options[(seed as usize) % options.len()];
-    let pixel = pick(&[0.7, 0.8, 0.9, 1.0, 0.6]);
-    let slice = pick(&[1.0, 1.25, 2.0, 2.5]);
-    PhantomSpec {
-        seed,
-        rows: (340.0 / pixel).round() as usize,
-        pixel_spacing_mm: pixel,
-        slice_spacing_mm: slice,
-        slice_thickness_mm: slice,
-        slices: slices_for_coverage(280.0, slice),
-        noise_hu: pick(&[20.0, 10.0, 30.0, 40.0, 15.0, 25.0]),
-        nodule_count: 10,
-        ..Default::default()
-    }
 }
 
 fn main() -> Result<(), Error> {
@@ -57,7 +45,7 @@ fn main() -> Result<(), Error> {
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("spec.json"), serde_json::to_string_pretty(&spec())?)?;
     for seed in first.parse::<u64>()?..=last.parse::<u64>()? {
-        write_study(&pulmo_phantom::generate(&phantom_spec(seed))?, out, &format!("{seed:04}"))?;
+        write_study(&pulmo_phantom::generate(&phantom_spec(seed, 10, Vec::new()))?, out, &format!("{seed:04}"))?;
     }
     if let Some((dir, copies)) = real {
         let ct = pulmo_dicom::load_ct_path(Path::new(dir))?;
@@ -115,34 +103,4 @@ fn write_study(study: &Phantom, out: &Path, name: &str) -> Result<(), Error> {
         centres.len()
     );
     Ok(())
-}
-
-fn npy_header(shape: &[usize], descr: &str) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    // Magic (6) + version (2) + length (2) + dict + newline, padded to a multiple of 64.
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((dict.len() as u16).to_le_bytes());
-    out.extend(dict.as_bytes());
-    out
-}
-
-fn write_npy(path: &Path, data: &[f32], shape: &[usize], descr: &str) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    f.write_all(&npy_header(shape, descr))?;
-    for v in data {
-        f.write_all(&v.to_le_bytes())?;
-    }
-    f.flush()
-}
-
-fn write_npy_u8(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(path)?;
-    f.write_all(&npy_header(&[data.len()], "|u1"))?;
-    f.write_all(data)
 }

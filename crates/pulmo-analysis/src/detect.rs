@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::candidates::Candidate;
 
-/// Patches per forward pass: bounds memory (64 x 32^3 floats is 8 MB).
+/// Patches per forward pass: bounds memory (64 x 32^3 floats is 8 MB, x 40^3 16 MB).
 const BATCH: usize = 64;
 /// Candidates of this radius or more (the candidate finder's largest scale) may be masses,
 /// larger than the training nodules (up to 30 mm) and than a patch at the model's spacing:
@@ -49,8 +49,7 @@ impl Detector {
 
     /// Which model this is, for the findings.
     pub fn model_ref(&self) -> pulmo_findings::ModelRef {
-        let m = &self.model.manifest;
-        pulmo_findings::ModelRef { name: m.name.clone(), version: m.version.clone(), sha256: m.sha256.clone() }
+        model_ref(&self.model)
     }
 
     pub fn threshold(&self) -> f64 {
@@ -60,20 +59,9 @@ impl Detector {
     /// Every candidate with its probability, in the candidates' order. A candidate of
     /// [`MASS_RADIUS_MM`] or more is scored on a patch of [`MASS_ZOOM`] times the spacing.
     pub fn score(&self, ct: &Volume<i16>, candidates: &[Candidate]) -> Result<Vec<Detection>, DetectError> {
-        let input = &self.model.manifest.input;
-        let windowed = windowed_ct(ct, input, self.model.device())?;
-        let (large, small): (Vec<usize>, Vec<usize>) = (0..candidates.len()).partition(|&i| candidates[i].radius_mm >= MASS_RADIUS_MM);
-        let mut probability = vec![0.0f32; candidates.len()];
-        for (indices, zoom) in [(small, 1.0), (large, MASS_ZOOM)] {
-            let spec = InputSpec { spacing_mm: input.spacing_mm.map(|s| s * zoom), ..input.clone() };
-            for chunk in indices.chunks(BATCH) {
-                let centres: Vec<Vec3> = chunk.iter().map(|&i| candidates[i].centre_lps_mm).collect();
-                let batch = sample(&windowed, ct, &centres, &spec)?;
-                let p = image::to_vec(&self.model.forward(&batch)?.f_sigmoid()?)?;
-                chunk.iter().zip(p).for_each(|(&i, p)| probability[i] = p);
-            }
-        }
-        Ok(candidates.iter().zip(probability).map(|(c, p)| Detection { candidate: *c, probability: f64::from(p) }).collect())
+        let centres: Vec<(Vec3, bool)> = candidates.iter().map(|c| (c.centre_lps_mm, c.radius_mm >= MASS_RADIUS_MM)).collect();
+        let probability = patch_probabilities(&self.model, ct, &centres)?;
+        Ok(candidates.iter().zip(probability).map(|(c, probability)| Detection { candidate: *c, probability }).collect())
     }
 
     /// The candidates the model calls nodules.
@@ -87,6 +75,34 @@ impl Detector {
 /// model's input, and the training data's.
 pub fn patches(ct: &Volume<i16>, centres: &[Vec3], spec: &InputSpec, device: Device) -> Result<Tensor, TchError> {
     sample(&windowed_ct(ct, spec, device)?, ct, centres, spec)
+}
+
+/// The probability `model` gives the patch around each centre, in order; a centre flagged
+/// large (a mass) is scored on a patch of [`MASS_ZOOM`] times the model's spacing, which holds
+/// it as the training patches held a large nodule.
+pub(crate) fn patch_probabilities(model: &Model, ct: &Volume<i16>, centres: &[(Vec3, bool)]) -> Result<Vec<f64>, DetectError> {
+    let mut probability = vec![0.0; centres.len()];
+    if centres.is_empty() {
+        return Ok(probability);
+    }
+    let input = &model.manifest.input;
+    let windowed = windowed_ct(ct, input, model.device())?;
+    let (large, small): (Vec<usize>, Vec<usize>) = (0..centres.len()).partition(|&i| centres[i].1);
+    for (indices, zoom) in [(small, 1.0), (large, MASS_ZOOM)] {
+        let spec = InputSpec { spacing_mm: input.spacing_mm.map(|s| s * zoom), ..input.clone() };
+        for chunk in indices.chunks(BATCH) {
+            let batch = sample(&windowed, ct, &chunk.iter().map(|&i| centres[i].0).collect::<Vec<_>>(), &spec)?;
+            let p = image::to_vec(&model.forward(&batch)?.f_sigmoid()?)?;
+            chunk.iter().zip(p).for_each(|(&i, p)| probability[i] = f64::from(p));
+        }
+    }
+    Ok(probability)
+}
+
+/// A model's name, version and checksum, as the findings cite it.
+pub(crate) fn model_ref(model: &Model) -> pulmo_findings::ModelRef {
+    let m = &model.manifest;
+    pulmo_findings::ModelRef { name: m.name.clone(), version: m.version.clone(), sha256: m.sha256.clone() }
 }
 
 /// The CT clipped to the window and mapped to [0, 1] (so that outside the scan, read as 0,

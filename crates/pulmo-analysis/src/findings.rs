@@ -103,11 +103,12 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
 }
 
 /// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
-/// feature that makes category 3 or 4 into 4X (as called by `spiculation::is_spiculated`).
-/// The juxtapleural benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one
-/// with no spicule at all; the shape rules already passed it as compact. Lobulation on a
-/// nodule this small is below what the segmentation resolves, so a lobulated one is not told
-/// apart (README, limits).
+/// feature that makes category 3 or 4 into 4X (as the margin model calls it). The juxtapleural
+/// benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one with no spicule
+/// counted that the model does not call spiculated; the shape rules already passed it as
+/// compact. Lobulation on a nodule this small is below what pulmo tells apart (a lobulation
+/// model trained with the margin model called most smooth nodules lobulated), so a lobulated
+/// one is not told apart (README, limits).
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
     let previous = followed.change.as_ref().map(|c| Previous {
         category: c.prior.lung_rads,
@@ -126,9 +127,10 @@ fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule 
 }
 
 /// A nodule on the pleura with a smooth margin: Lung-RADS' benign shape, as far as pulmo sees
-/// it (the size, density and growth conditions are the rule's own, in pulmo-clinical).
+/// it (the size, density and growth conditions are the rule's own, in pulmo-clinical). A
+/// margin not assessed is not smooth.
 fn smooth_on_pleura(m: &Measurements) -> bool {
-    m.juxtapleural && m.spicules == Some(0)
+    m.juxtapleural && m.spicules == Some(0) && m.spiculated == Some(false)
 }
 
 fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool, count: u32) -> Option<Risk<BrockInputs>> {
@@ -168,18 +170,22 @@ mod tests {
 
     #[test]
     fn a_smooth_solid_nodule_on_the_pleura_below_10_mm_is_category_2() {
-        let on_pleura = |diameter: f64, spicules: Option<u32>, density: Density| {
+        // (spicules counted, called spiculated), or None: not assessed.
+        let on_pleura = |diameter: f64, margin: Option<(u32, bool)>, density: Density| {
             let mut m = measurements([0.0; 3], diameter, density);
-            (m.juxtapleural, m.spicules, m.spiculated) = (true, spicules, spicules.map(|s| s >= 3));
+            m.juxtapleural = true;
+            (m.spicules, m.spiculated) = (margin.map(|(n, _)| n), margin.map(|(_, called)| called));
             baseline_category(&m)
         };
-        assert_eq!(on_pleura(7.0, Some(0), Density::Solid), Category::Two);
-        assert_eq!(on_pleura(7.0, Some(1), Density::Solid), Category::Three, "one strand is no smooth margin");
+        let smooth = Some((0, false));
+        assert_eq!(on_pleura(7.0, smooth, Density::Solid), Category::Two);
+        assert_eq!(on_pleura(7.0, Some((1, false)), Density::Solid), Category::Three, "one strand is no smooth margin");
+        assert_eq!(on_pleura(7.0, Some((0, true)), Density::Solid), Category::FourX, "a margin called spiculated is suspicious");
         assert_eq!(on_pleura(7.0, None, Density::Solid), Category::Three, "a margin not assessed is not smooth");
-        assert_eq!(on_pleura(10.0, Some(0), Density::Solid), Category::FourA, "the rule ends at 10 mm");
-        assert_eq!(on_pleura(7.0, Some(0), Density::PartSolid), Category::Three, "the rule is for solid nodules");
+        assert_eq!(on_pleura(10.0, smooth, Density::Solid), Category::FourA, "the rule ends at 10 mm");
+        assert_eq!(on_pleura(7.0, smooth, Density::PartSolid), Category::Three, "the rule is for solid nodules");
         let mut away = measurements([0.0; 3], 7.0, Density::Solid);
-        away.spicules = Some(0);
+        (away.spicules, away.spiculated) = (Some(0), Some(false));
         assert_eq!(baseline_category(&away), Category::Three, "off the pleura the size rules hold");
     }
 }

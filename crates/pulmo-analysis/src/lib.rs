@@ -7,7 +7,8 @@
 //! [`lung`] (left and right lung masks, airways excluded, zones, emphysema), [`candidates`]
 //! (blobs in the lungs, for sensitivity), [`detect`] (the false-positive reduction CNN),
 //! [`nodule`] (one nodule's voxels, cut from vessels and chest wall), [`measure`] (what is
-//! reported about it; [`spiculation`] reads its margin), [`findings`] (the clinical rules
+//! reported about it; [`spiculation`] counts spicules on its margin, [`margin`] calls it
+//! spiculated with a CNN), [`findings`] (the clinical rules
 //! applied), [`follow_up`] (matching with the prior's nodules, growth and doubling time),
 //! [`registration`] (the prior study's coordinates mapped into the current one's: global
 //! affine, local refinement).
@@ -17,6 +18,7 @@ pub mod detect;
 pub mod findings;
 pub mod follow_up;
 pub mod lung;
+pub mod margin;
 pub mod measure;
 pub mod nodule;
 pub mod pipeline;
@@ -30,6 +32,7 @@ pub use candidates::{find_candidates, Candidate};
 pub use findings::{assess, Measured, NoduleFinding, PatientFacts};
 pub use pipeline::{Analysis, AnalysisError, Pipeline, PriorExam, Progress, Stage};
 pub use detect::{patches, DetectError, Detection, Detector};
+pub use margin::MarginModel;
 pub use measure::{measure, Measurements};
 pub use nodule::{segment_nodule, NoduleMask};
 pub use lung::{segment_lungs, Level, LungError, LungMask, Side, Zone};

@@ -43,7 +43,8 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
     let calcified = is_calcified(nodule, &hu, mean_diameter_mm);
     // A calcified nodule is dense whatever partial volume makes of its mean.
     let density = if calcified { Density::Solid } else { density };
-    // A ground-glass margin is too faint to tell strands from noise and vessels.
+    // A ground-glass margin is too faint to tell strands from noise and vessels. The count's
+    // spiculation call below stands until the pipeline's margin model makes its own.
     let spicules = (density != Density::GroundGlass).then(|| spiculation::count(nodule, geometry.spacing)).flatten();
     let measurements = Measurements {
         centre_lps_mm: centre(nodule, geometry),
@@ -62,6 +63,7 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
         sphericity: surface.sphericity(),
         spiculated: spicules.map(|n| spiculation::is_spiculated(n, mean_diameter_mm)),
         spicules,
+        spiculation_probability: None,
         calcified,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,

@@ -19,11 +19,13 @@ use crate::findings::{self, Measured};
 use crate::follow_up::{self, Followed, PriorMapping};
 use crate::registration::{refine_near, register_to_prior, RegistrationError};
 use crate::lung::{LungError, LungMask};
+use crate::margin::MarginModel;
 use crate::nodule::{NoduleSeed, Pleura, VESSEL_CUTS};
 use crate::{find_candidates, measure, segment_lungs, Candidate, Measurements, NoduleMask};
 
 /// The false-positive reduction model's manifest, in the models folder.
 pub const DETECTOR_MANIFEST: &str = "fp-reduction.toml";
+pub const MARGIN_MANIFEST: &str = "margin-spiculated.toml";
 /// Nodules with a shorter long axis are not reported (Lung-RADS starts counting at a few mm,
 /// and below this a blob is as likely a vessel seen end-on).
 pub const MIN_LONG_AXIS_MM: f64 = 3.0;
@@ -76,8 +78,8 @@ pub const FOLLOW_UP_MATCHING: &str = "follow-up: refinement and matching";
 
 /// What a reader should know about every run, whatever the CT.
 const METHOD_NOTES: [&str; 2] = [
-    "Lung-RADS: a solid nodule on the pleura below 10 mm with no spicule on its margin takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
-    "Spiculation is called from the spicules counted on solid and part-solid margins (at least 3, and one per 4 mm of mean diameter); it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
+    "Lung-RADS: a solid nodule on the pleura below 10 mm with no spicule counted on its margin and not called spiculated takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
+    "Spiculation is called by a 3D CNN (the margin model, trained on phantom nodules) on solid and part-solid nodules, the spicules counted on the margin reported beside the call; it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,8 @@ pub enum AnalysisError {
     Lungs(#[from] LungError),
     #[error("nodule detection: {0}")]
     Detect(#[from] DetectError),
+    #[error("margin models: {0}")]
+    Margin(DetectError),
     #[error("tensor operation failed: {0}")]
     Torch(#[from] TchError),
     #[error("registration with the prior: {0}")]
@@ -138,6 +142,7 @@ pub struct Analysis {
 #[derive(Debug)]
 pub struct Pipeline {
     detector: Detector,
+    margin: MarginModel,
     device: Device,
     /// Detections at or above this probability are measured and reported.
     threshold: f64,
@@ -148,7 +153,8 @@ impl Pipeline {
     /// naming it, never a silent fallback.
     pub fn load(models_dir: &Path, device: Device) -> Result<Pipeline, ModelError> {
         let detector = Detector::load(&models_dir.join(DETECTOR_MANIFEST), device)?;
-        Ok(Pipeline { threshold: REPORT_PROBABILITY, detector, device })
+        let margin = MarginModel::load(&models_dir.join(MARGIN_MANIFEST), device)?;
+        Ok(Pipeline { threshold: REPORT_PROBABILITY, detector, margin, device })
     }
 
     /// Reports detections down to `threshold` instead of the model's operating point (the
@@ -192,7 +198,8 @@ impl Pipeline {
         clock.lap(Stage::Detection);
         detections.sort_by(|a, b| b.probability.total_cmp(&a.probability));
         less_likely.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-        let measured = measure_detections(ct, &lungs, &detections, &less_likely, progress);
+        let mut measured = measure_detections(ct, &lungs, &detections, &less_likely, progress);
+        self.margin.call(volume, measured.iter_mut().map(|m| &mut m.measurements)).map_err(AnalysisError::Margin)?;
         clock.lap(Stage::Measurement);
         let source = ct.source_series();
         let mut follow_up_note = prior.is_none().then(|| "Lung-RADS: baseline rules (no prior exam compared)".to_string());
@@ -223,7 +230,7 @@ impl Pipeline {
             algorithm: Algorithm {
                 name: "pulmo".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                models: vec![self.detector.model_ref()],
+                models: vec![self.detector.model_ref(), self.margin.model_ref()],
             },
             patient,
             lungs: lungs.summary(),
@@ -276,7 +283,11 @@ impl Pipeline {
             // The nodule is on this CT, so every vessel cut may free it there; but the blob must
             // be as round as for any detection below CONFIDENT_PROBABILITY: a vessel junction
             // let through at the prior's place would make a new nodule an old one.
-            let (_, measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, WIDE_CUT_PROBABILITY)?;
+            let (_, mut measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, WIDE_CUT_PROBABILITY)?;
+            if let Err(e) = self.margin.call(&prior.ct.volume, [&mut measurements]) {
+                tracing::warn!(error = %e, "the margin model failed on the prior's CT; its nodule is left unmeasured");
+                return None;
+            }
             let lung_rads = findings::baseline_category(&measurements);
             Some(follow_up::PriorMeasurement { measurements, lung_rads })
         };

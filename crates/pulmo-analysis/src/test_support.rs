@@ -34,6 +34,7 @@ pub(crate) fn measurements(centre: Vec3, diameter: f64, density: Density) -> Mea
         sphericity: 1.0,
         spiculated: None,
         spicules: None,
+        spiculation_probability: None,
         calcified: false,
         juxtapleural: false,
     }

@@ -95,14 +95,18 @@ pub struct Measurements {
     pub density: Density,
     /// 1 for a sphere, lower for lobulated or spiculated shapes.
     pub sphericity: f64,
-    /// Spiculated margin (the Brock and Mayo input, and Lung-RADS 4X), called from `spicules`;
-    /// `None` where the margin is not assessed (ground glass), so the risk models run without it
-    /// and say so.
+    /// Spiculated margin (the Brock and Mayo input, and Lung-RADS 4X): in pulmo's findings the
+    /// margin model's `spiculation_probability` at or above its operating point; `None` where
+    /// the margin is not assessed (ground glass), so the risk models run without it and say so.
     pub spiculated: Option<bool>,
     /// Spicules counted on the margin: thin strands that leave it and end in the lung;
     /// `None` for ground glass, whose margin is too faint to tell strands from noise.
     #[serde(default)]
     pub spicules: Option<u32>,
+    /// The margin model's probability that the margin is spiculated (a 3D CNN on a patch
+    /// around the nodule); `None` where not assessed.
+    #[serde(default)]
+    pub spiculation_probability: Option<f64>,
     pub calcified: bool,
     /// Touching the pleura: chest wall, mediastinum or diaphragm.
     pub juxtapleural: bool,

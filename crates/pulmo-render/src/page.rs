@@ -331,6 +331,7 @@ mod tests {
                 sphericity: 1.0,
                 spiculated: None,
                 spicules: None,
+                spiculation_probability: None,
                 calcified: false,
                 juxtapleural: false,
             },

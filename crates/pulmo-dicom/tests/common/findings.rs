@@ -84,6 +84,7 @@ fn nodule(ct: &CtSeries, id: u32, ball: &Ball) -> NoduleFinding {
         sphericity: 1.0,
         spiculated: None,
         spicules: None,
+        spiculation_probability: None,
         calcified: false,
         juxtapleural: false,
     };

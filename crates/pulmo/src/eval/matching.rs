@@ -43,6 +43,9 @@ pub struct Found {
     /// Whether pulmo called the margin spiculated (`None`: not assessed).
     #[serde(default)]
     pub spiculated: Option<bool>,
+    /// The margin model's probability of a spiculated margin (`None`: not assessed).
+    #[serde(default)]
+    pub spiculation_probability: Option<f64>,
 }
 
 /// A finding that names no truth nodule.
@@ -65,6 +68,9 @@ pub struct Shape {
     pub hu_sd: f64,
     pub juxtapleural: bool,
     pub density: pulmo_clinical::Density,
+    /// The solid component's mean diameter (part-solid nodules), mm.
+    #[serde(default)]
+    pub solid_component_mm: Option<f64>,
 }
 
 impl Shape {
@@ -79,6 +85,7 @@ impl Shape {
             hu_sd: m.hu.sd,
             juxtapleural: m.juxtapleural,
             density: m.density,
+            solid_component_mm: m.solid_core.map(|c| c.mean_diameter_mm),
         }
     }
 }
@@ -158,6 +165,7 @@ fn found(f: &NoduleFinding, distance_mm: f64) -> Found {
         lung_rads: f.lung_rads.category.code().to_string(),
         spicules: f.measurements.spicules,
         spiculated: f.measurements.spiculated,
+        spiculation_probability: f.measurements.spiculation_probability,
     }
 }
 

@@ -75,6 +75,7 @@ mod tests {
             hu_sd: 30.0,
             juxtapleural: false,
             density: pulmo_clinical::Density::Solid,
+            solid_component_mm: None,
         }
     }
 
@@ -100,6 +101,7 @@ mod tests {
                 lung_rads: "3".into(),
                 spicules: Some(0),
                 spiculated: Some(false),
+                spiculation_probability: None,
             }),
         }
     }

@@ -178,10 +178,10 @@ fn classification_section(out: &mut String, rows: &[&TruthRow]) {
     spicules_section(out, &found);
 }
 
-/// The spicules pulmo counts on found nodules and how many it calls spiculated, by type and the
-/// truth's shape (the phantom spiculates solid and part-solid nodules only).
+/// The spicules pulmo counts on found nodules and how many its margin model calls spiculated,
+/// by type and the truth's shape (the phantom spiculates solid and part-solid nodules only).
 fn spicules_section(out: &mut String, found: &[(&&TruthRow, &Found)]) {
-    let _ = writeln!(out, "\nSpicules counted on the margin (not for ground glass), and the margins called spiculated:\n");
+    let _ = writeln!(out, "\nSpicules counted on the margin (not for ground glass), and the margins the margin model calls spiculated:\n");
     let _ = writeln!(out, "| type | truth shape | found | counted | median | 90th percentile | range | called spiculated |\n|---|---|---|---|---|---|---|---|");
     for kind in [NoduleKind::Solid, NoduleKind::PartSolid, NoduleKind::GroundGlass, NoduleKind::Calcified] {
         for shape in ["spiculated", "lobulated", "spherical"] {

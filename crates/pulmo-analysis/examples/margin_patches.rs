@@ -1,0 +1,103 @@
+//! Training data for the margin model (scripts/train/margin.py): phantom studies of solid and
+//! part-solid nodules, a third each smooth (spherical), lobulated and spiculated, every one cut
+//! out as 40^3 patches at 1 mm (windowed to [0, 1]) around its centre, once as placed and three
+//! times moved by up to 1.5 mm (the pipeline centres a patch on its segmentation, which a lobe
+//! or a cut-off spicule moves off the body's centre).
+//!
+//! Writes `spec.json` (the patch), `patches_SEED.npy` (N x 40 x 40 x 40, f4), `labels_SEED.npy` (0 smooth, 1 lobulated,
+//! 2 spiculated) and `nodules_SEED.csv` (one row per patch: kind, attachment, mean diameter).
+//!
+//! cargo run --release -p pulmo-analysis --example margin_patches -- OUT_DIR FIRST_SEED LAST_SEED
+
+use std::path::Path;
+
+use pulmo_analysis::patches;
+use pulmo_phantom::{Attachment, NoduleKind, NoduleRequest, NoduleShape, NoduleTruth};
+use pulmo_torch::model::InputSpec;
+use pulmo_torch::{image, Device};
+use pulmo_volume::Vec3;
+
+#[path = "support/acquisition.rs"]
+mod acquisition;
+#[path = "support/npy.rs"]
+mod npy;
+use acquisition::phantom_spec;
+use npy::{write_npy, write_npy_u8};
+
+type Error = Box<dyn std::error::Error>;
+
+fn spec() -> InputSpec {
+    InputSpec { patch_size: [40, 40, 40], spacing_mm: [1.0, 1.0, 1.0], window_hu: [-1000.0, 400.0] }
+}
+
+const NODULES_PER_STUDY: usize = 12;
+const SHAPES: [NoduleShape; 3] = [NoduleShape::Spherical, NoduleShape::Lobulated, NoduleShape::Spiculated];
+
+/// Shapes in turn, two solid triples to one part-solid triple, diameters 5-28 mm log-uniform (from a
+/// hash of seed and index, so that every study differs); the attachment is the generator's.
+fn request(seed: u64, i: usize) -> NoduleRequest {
+    let hash = (seed.wrapping_mul(2_654_435_761) ^ (i as u64).wrapping_mul(40_503)) % 1000;
+    let share = hash as f64 / 1000.0;
+    NoduleRequest {
+        kind: Some(if (seed as usize + i / 3) % 3 == 2 { NoduleKind::PartSolid } else { NoduleKind::Solid }),
+        shape: Some(SHAPES[(seed as usize + i) % 3]),
+        attachment: None,
+        diameter_mm: Some((5f64.ln() + share * (28f64.ln() - 5f64.ln())).exp()),
+    }
+}
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, out, first, last] = args.as_slice() else {
+        return Err("usage: margin_patches OUT_DIR FIRST_SEED LAST_SEED".into());
+    };
+    let out = Path::new(out);
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("spec.json"), serde_json::to_string_pretty(&spec())?)?;
+    for seed in first.parse::<u64>()?..=last.parse::<u64>()? {
+        // A study whose lungs have no room for one of its nodules is left out, not fatal.
+        let study = match pulmo_phantom::generate(&phantom_spec(seed, NODULES_PER_STUDY, (0..NODULES_PER_STUDY).map(|i| request(seed, i)).collect())) {
+            Ok(study) => study,
+            Err(e) => {
+                eprintln!("{seed}: left out: {e}");
+                continue;
+            }
+        };
+        let nodules: Vec<&NoduleTruth> = study.truth.nodules.iter().filter(|n| n.in_field_of_view).collect();
+        let mut centres: Vec<Vec3> = Vec::new();
+        let mut labels: Vec<u8> = Vec::new();
+        let mut rows = String::from("kind,shape,attachment,mean_diameter_mm\n");
+        for (i, n) in nodules.iter().enumerate() {
+            for k in 0..4 {
+                let jitter = |axis: usize| if k == 0 { 0.0 } else { ((seed as usize * 31 + i * 7 + k * 3 + axis) % 7) as f64 / 2.0 - 1.5 };
+                centres.push([0, 1, 2].map(|a| n.centre_lps_mm[a] + jitter(a)));
+                labels.push(label(n.shape));
+                rows += &format!("{:?},{:?},{},{:.1}\n", n.kind, n.shape, attachment(n.attachment), n.mean_diameter_mm);
+            }
+        }
+        let spec = spec();
+        let batch = patches(&study.volume, &centres, &spec, Device::Cpu)?;
+        let [d, h, w] = spec.patch_size.map(|n| n as usize);
+        write_npy(&out.join(format!("patches_{seed:04}.npy")), &image::to_vec(&batch)?, &[centres.len(), d, h, w], "<f4")?;
+        write_npy_u8(&out.join(format!("labels_{seed:04}.npy")), &labels)?;
+        std::fs::write(out.join(format!("nodules_{seed:04}.csv")), rows)?;
+        eprintln!("{seed}: {} nodules, {} patches", nodules.len(), centres.len());
+    }
+    Ok(())
+}
+
+fn label(shape: NoduleShape) -> u8 {
+    match shape {
+        NoduleShape::Spherical => 0,
+        NoduleShape::Lobulated => 1,
+        NoduleShape::Spiculated => 2,
+    }
+}
+
+fn attachment(a: Attachment) -> &'static str {
+    match a {
+        Attachment::Isolated => "isolated",
+        Attachment::Juxtapleural => "juxtapleural",
+        Attachment::Juxtavascular => "juxtavascular",
+    }
+}
