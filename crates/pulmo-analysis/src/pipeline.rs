@@ -25,6 +25,7 @@ use crate::{find_candidates, measure, segment_lungs, Candidate, Measurements, No
 
 /// The false-positive reduction model's manifest, in the models folder.
 pub const DETECTOR_MANIFEST: &str = "fp-reduction.toml";
+/// The margin model's manifest (spiculated or not), in the models folder.
 pub const MARGIN_MANIFEST: &str = "margin-spiculated.toml";
 /// Nodules with a shorter long axis are not reported (Lung-RADS starts counting at a few mm,
 /// and below this a blob is as likely a vessel seen end-on).
@@ -88,7 +89,7 @@ pub enum AnalysisError {
     Lungs(#[from] LungError),
     #[error("nodule detection: {0}")]
     Detect(#[from] DetectError),
-    #[error("margin models: {0}")]
+    #[error("margin model: {0}")]
     Margin(DetectError),
     #[error("tensor operation failed: {0}")]
     Torch(#[from] TchError),
