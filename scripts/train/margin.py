@@ -1,9 +1,11 @@
 """Trains pulmo's margin model and installs it in models/: whether a solid or part-solid
 nodule's margin is spiculated (Lung-RADS 4X, the Brock and Mayo spiculation input).
 
-The data are 40^3 patches at 1 mm around phantom nodules of known shape, a third each smooth,
-lobulated and spiculated (crates/pulmo-analysis/examples/margin_patches.rs, which
-scripts/train/margin runs first). One network learns the three classes, and is installed as a
+The data are 40^3 patches at 1 mm around nodules of known shape, a third each smooth,
+lobulated and spiculated, in phantom studies and inserted into real CT series (studies named
+`real-*`; crates/pulmo-analysis/examples/margin_patches.rs, which scripts/train/margin runs
+first). A model trained on phantoms alone called most smooth nodules inserted into real CT
+spiculated. One network learns the three classes, and is installed as a
 binary model of the model contract: the logit of spiculated against the other two. (Installed
 the same way, lobulated against the rest scored validation AUC 0.78 and called about two thirds
 of the smooth phantom nodules lobulated: too weak to use, so it is not installed.)
@@ -24,9 +26,9 @@ import torch
 
 from training import PatchNet, augment, auc, install, load_studies, predict, start
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 SEED = 20261206
-EPOCHS = int(os.environ.get("EPOCHS", "24"))
+EPOCHS = int(os.environ.get("EPOCHS", "36"))
 BATCH = 32
 # Patches per nodule, consecutive in the data: as placed and three moved.
 COPIES = 4
@@ -61,10 +63,12 @@ def load(data_dir):
 
 
 def stack(studies):
+    """Patches, labels, diameters, and whether each patch's study is a real CT background."""
     x = np.concatenate([np.asarray(s[1], dtype=np.float32) for s in studies])
     y = np.concatenate([s[2] for s in studies]).astype(np.int64)
     d = np.concatenate([s[3] for s in studies])
-    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), d
+    real = np.concatenate([np.full(len(s[2]), s[0].startswith("real-")) for s in studies])
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), d, real
 
 
 def best_threshold(scores, positive):
@@ -77,8 +81,8 @@ def best_threshold(scores, positive):
 def main():
     data_dir, models_dir = sys.argv[1], sys.argv[2]
     spec, studies, training, validation = start(SEED, data_dir, load)
-    train_x, train_y, _ = stack(training)
-    val_x, val_y, val_d = stack(validation)
+    train_x, train_y, _, _ = stack(training)
+    val_x, val_y, val_d, val_real = stack(validation)
     print(f"train {len(train_y)} patches from {len(training)} studies, validate {len(val_y)} from {len(validation)}; "
           f"classes {np.bincount(train_y.numpy(), minlength=3).tolist()}", flush=True)
     # training.PatchNet with three logits: its units see the whole 40 mm patch, so a margin is
@@ -108,6 +112,10 @@ def main():
         schedule.step()
         aucs = {name: auc(predict(head, val_x)[called], (val_y.numpy()[called] == CLASSES.index(name)).astype(int))
                 for name, head in heads.items()}
+        on_real = called & val_real
+        if on_real.any():
+            aucs["spiculated on real CT"] = auc(predict(heads["spiculated"], val_x[on_real]),
+                                                (val_y.numpy()[on_real] == CLASSES.index("spiculated")).astype(int))
         print(f"epoch {epoch + 1}: loss {total / len(order):.4f}, validation AUC (>= {CALLED_FROM_MM:g} mm) "
               + ", ".join(f"{k} {v:.4f}" for k, v in aucs.items()), flush=True)
     labels = val_y.numpy()
@@ -115,14 +123,23 @@ def main():
     scores = predict(head, val_x)[called]
     positive = labels[called] == CLASSES.index(name)
     threshold = best_threshold(scores, positive)
+    real = val_real[called]
+    metrics = {}
+    for group, members in (("", np.full(len(scores), True)), ("phantom_", ~real), ("real_", real)):
+        s, p = scores[members], positive[members]
+        metrics |= {
+            f"validation_{group}auc": auc(s, p.astype(int)),
+            f"validation_{group}sensitivity": float((s[p] >= threshold).mean()),
+            f"validation_{group}specificity": float((s[~p] < threshold).mean()),
+        }
+    phantoms = [s[0] for s in studies if not s[0].startswith("real-")]
+    inserted = sorted({s[0].rsplit("-", 1)[0][len("real-"):] for s in studies if s[0].startswith("real-")})
     install(head, models_dir, {"name": f"margin-{name}", "version": VERSION, "task": f"nodule-margin-{name}"},
-            spec, threshold, {
-                "validation_auc": auc(scores, positive.astype(int)),
-                "validation_sensitivity": float((scores[positive] >= threshold).mean()),
-                "validation_specificity": float((scores[~positive] < threshold).mean()),
-            }, {
-                "data": f"phantom studies {', '.join(s[0] for s in studies)} (pulmo-phantom seeds): solid and "
-                        "part-solid nodules of 5-28 mm, a third each smooth, lobulated and spiculated, a patch "
+            spec, threshold, metrics, {
+                "data": f"{len(phantoms)} phantom studies {phantoms[0]}-{phantoms[-1]} (pulmo-phantom seeds): solid and "
+                        "part-solid nodules of 5-28 mm; "
+                        f"{len(studies) - len(phantoms)} copies of real CT series ({', '.join(inserted)}) with 8 "
+                        "isolated nodules of 5-14 mm inserted; a third each smooth, lobulated and spiculated, a patch "
                         "at each centre and three moved by up to 1.5 mm",
                 "split": f"every fifth study validates: {', '.join(s[0] for s in validation)}",
                 "patches": f"{len(train_y)} train, {len(val_y)} validation (metrics on the "

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use pulmo_analysis::nodule::{segment_nodule_with_cut, Pleura, VESSEL_CUTS};
-use pulmo_analysis::{find_candidates, measure, segment_lungs, Detection, Detector};
+use pulmo_analysis::{find_candidates, measure, segment_lungs, Detection, Detector, WindowedCt};
 use pulmo_phantom::PhantomSpec;
 use pulmo_torch::Device;
 use pulmo_volume::{vec3, Vec3};
@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let lungs = segment_lungs(&phantom.volume, Device::Cpu)?;
         let candidates = find_candidates(&phantom.volume, &lungs, Device::Cpu)?;
-        let scored = detector.score(&phantom.volume, &candidates)?;
+        let scored = detector.score(&WindowedCt::new(&phantom.volume), &candidates)?;
         for t in &truth {
             let from_truth = |d: &Detection| vec3::dist(d.candidate.centre_lps_mm, t.centre_lps_mm);
             let nearest = scored.iter().min_by(|a, b| from_truth(a).total_cmp(&from_truth(b)));

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use pulmo_analysis::{find_candidates, measure, segment_lungs, segment_nodule, Detector};
+use pulmo_analysis::{find_candidates, measure, segment_lungs, segment_nodule, Detector, WindowedCt};
 use pulmo_phantom::PhantomSpec;
 use pulmo_torch::Device;
 use pulmo_volume::vec3;
@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let detector = Detector::load(&manifest, Device::Cpu)?;
     let lungs = segment_lungs(&phantom.volume, Device::Cpu)?;
     let candidates = find_candidates(&phantom.volume, &lungs, Device::Cpu)?;
-    let scored = detector.score(&phantom.volume, &candidates)?;
+    let scored = detector.score(&WindowedCt::new(&phantom.volume), &candidates)?;
     for t in phantom.truth.nodules.iter().filter(|t| t.in_field_of_view && t.lung.is_some()) {
         println!("#{} {:?} {:?} {:?} mean {:.1} mm", t.id, t.kind, t.shape, t.attachment, t.mean_diameter_mm);
         let mut near: Vec<_> = scored.iter().map(|d| (vec3::dist(d.candidate.centre_lps_mm, t.centre_lps_mm), d)).filter(|(dist, _)| *dist <= t.long_axis_mm).collect();

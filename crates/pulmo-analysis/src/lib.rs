@@ -31,7 +31,7 @@ mod test_support;
 pub use candidates::{find_candidates, Candidate};
 pub use findings::{assess, Measured, NoduleFinding, PatientFacts};
 pub use pipeline::{Analysis, AnalysisError, Pipeline, PriorExam, Progress, Stage};
-pub use detect::{patches, DetectError, Detection, Detector};
+pub use detect::{patches, DetectError, Detection, Detector, WindowedCt};
 pub use margin::MarginModel;
 pub use measure::{measure, Measurements};
 pub use nodule::{segment_nodule, NoduleMask};

@@ -291,10 +291,14 @@ impl BoxVoxels {
         let centre_hu = median(hu.iter().enumerate().filter(|(i, _)| mm(*i) <= (0.4 * radius_mm).max(1.0)).map(|(_, h)| *h))?;
         let lung_hu = median(hu.iter().enumerate().filter(|(i, h)| lung[*i] && **h < AERATED_MAX_HU && mm(*i) > 1.5 * radius_mm).map(|(_, h)| *h))
             .unwrap_or(-850.0);
-        // Beyond the seed's own radius only lung voxels count (a chest wall is no halo).
+        // Beyond the seed's own radius only lung voxels count (a chest wall is no halo). Only
+        // voxels near the seed's axial plane count: above and below a solid nodule, thick
+        // slices average its cap with the lung into ground-glass densities, a halo it lacks.
+        let height = |i: usize| (mask::position_mm(i, self.b.dims, spacing)[0] - mask::position_mm(self.seed, self.b.dims, spacing)[0]).abs();
         let ring = |k: f64| {
             let (lo, hi) = (0.55 * k * radius_mm, 0.85 * k * radius_mm);
-            hu.iter().enumerate().filter(|(i, _)| (k <= 1.0 || lung[*i]) && (lo..=hi).contains(&mm(*i))).map(|(_, h)| *h).collect()
+            let in_ring = |i: usize| (k <= 1.0 || lung[i]) && (lo..=hi).contains(&mm(i)) && height(i) <= 0.5 * lo;
+            hu.iter().enumerate().filter(|(i, _)| in_ring(*i)).map(|(_, h)| *h).collect()
         };
         let halo = (centre_hu >= SOLID_MIN_HU).then(|| halo(&ring, radius_mm, lung_hu)).flatten();
         let (tissue_hu, radius_mm) = halo.unwrap_or((centre_hu, radius_mm));

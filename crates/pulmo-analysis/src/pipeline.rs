@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use pulmo_clinical::lung_rads::MAX_SLICE_THICKNESS_MM;
 use pulmo_dicom::CtSeries;
 use pulmo_findings::{
     Algorithm, PatientFacts, PriorComparison, PriorFindings, PriorNodule, Processing, SourceSeries, StageTime, StudyFindings,
@@ -14,7 +15,7 @@ use pulmo_torch::{Device, TchError};
 use pulmo_volume::mesh::Mesh;
 use pulmo_volume::{Geometry, Volume};
 
-use crate::detect::{DetectError, Detection, Detector};
+use crate::detect::{DetectError, Detection, Detector, WindowedCt};
 use crate::findings::{self, Measured};
 use crate::follow_up::{self, Followed, PriorMapping};
 use crate::registration::{refine_near, register_to_prior, RegistrationError};
@@ -80,7 +81,7 @@ pub const FOLLOW_UP_MATCHING: &str = "follow-up: refinement and matching";
 /// What a reader should know about every run, whatever the CT.
 const METHOD_NOTES: [&str; 2] = [
     "Lung-RADS: a solid nodule on the pleura below 10 mm with no spicule counted on its margin and not called spiculated takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
-    "Spiculation is called by a 3D CNN (the margin model, trained on phantom nodules) on solid and part-solid nodules, the spicules counted on the margin reported beside the call; it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
+    "Spiculation is called by a 3D CNN (the margin model, trained on phantom nodules and nodules inserted into real CT) on solid and part-solid nodules, the spicules counted on the margin reported beside the call; it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -194,13 +195,16 @@ impl Pipeline {
         let candidates = find_candidates(volume, &lungs, self.device)?;
         clock.lap(Stage::Candidates);
         progress(Progress { stage: Stage::Detection, done: 0, total: 1 });
+        let windowed = WindowedCt::new(volume);
         let (mut detections, mut less_likely): (Vec<Detection>, Vec<Detection>) =
-            self.detector.score(volume, &candidates)?.into_iter().partition(|d| d.probability >= self.threshold);
+            self.detector.score(&windowed, &candidates)?.into_iter().partition(|d| d.probability >= self.threshold);
         clock.lap(Stage::Detection);
         detections.sort_by(|a, b| b.probability.total_cmp(&a.probability));
         less_likely.sort_by(|a, b| b.probability.total_cmp(&a.probability));
         let mut measured = measure_detections(ct, &lungs, &detections, &less_likely, progress);
-        self.margin.call(volume, measured.iter_mut().map(|m| &mut m.measurements)).map_err(AnalysisError::Margin)?;
+        self.margin.call(&windowed, measured.iter_mut().map(|m| &mut m.measurements)).map_err(AnalysisError::Margin)?;
+        // A float copy of the whole CT: not held through the follow-up's registration.
+        drop(windowed);
         clock.lap(Stage::Measurement);
         let source = ct.source_series();
         let mut follow_up_note = prior.is_none().then(|| "Lung-RADS: baseline rules (no prior exam compared)".to_string());
@@ -279,13 +283,14 @@ impl Pipeline {
         let current: Vec<&Measurements> = measured.iter().map(|m| &m.measurements).collect();
         let (mut followed, comparison) = follow_up::compare(&current, source, prior.findings, mapping);
         let to_prior = registration.prior_to_current.inverse();
+        let prior_windowed = WindowedCt::new(&prior.ct.volume);
         let mut measure_on_prior = |c: &Measurements| {
             let candidate = Candidate { centre_lps_mm: to_prior?.apply(c.centre_lps_mm), radius_mm: c.mean_diameter_mm / 2.0, response: 0.0 };
             // The nodule is on this CT, so every vessel cut may free it there; but the blob must
             // be as round as for any detection below CONFIDENT_PROBABILITY: a vessel junction
             // let through at the prior's place would make a new nodule an old one.
             let (_, mut measurements, _) = compact_nodule(&prior.ct.volume, &prior_lungs, &candidate, WIDE_CUT_PROBABILITY)?;
-            if let Err(e) = self.margin.call(&prior.ct.volume, [&mut measurements]) {
+            if let Err(e) = self.margin.call(&prior_windowed, [&mut measurements]) {
                 tracing::warn!(error = %e, "the margin model failed on the prior's CT; its nodule is left unmeasured");
                 return None;
             }
@@ -438,7 +443,18 @@ pub fn min_sphericity(long_axis_mm: f64, probability: f64) -> f64 {
 
 fn notes(ct: &CtSeries, lungs: &LungMask) -> Vec<String> {
     let method = METHOD_NOTES.iter().map(|n| n.to_string());
-    ct.notes.iter().chain(&lungs.notes).cloned().chain(method).collect()
+    ct.notes.iter().chain(&lungs.notes).cloned().chain(thick_slices(ct)).chain(method).collect()
+}
+
+/// A warning when the slices are thicker than screening CT's (the spacing stands in for a
+/// missing SliceThickness).
+fn thick_slices(ct: &CtSeries) -> Option<String> {
+    let thickness = ct.slice_thickness.unwrap_or(ct.volume.geometry().spacing[0]);
+    (thickness > MAX_SLICE_THICKNESS_MM + 1e-6).then(|| {
+        format!(
+            "slices are {thickness:.1} mm thick, over the {MAX_SLICE_THICKNESS_MM} mm of screening CT: partial volume lowers small nodules' density (a small solid nodule may read part-solid or ground glass) and blurs their margins"
+        )
+    })
 }
 
 /// Wall time per stage.

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pulmo_analysis::{find_candidates, segment_lungs, Detector};
+use pulmo_analysis::{find_candidates, segment_lungs, Detector, WindowedCt};
 use pulmo_phantom::{slices_for_coverage, NoduleKind, PhantomSpec};
 use pulmo_torch::model::ModelError;
 use pulmo_torch::Device;
@@ -44,7 +44,7 @@ fn detection_on_unseen_phantoms() {
         let phantom = pulmo_phantom::generate(&spec).unwrap();
         let lungs = segment_lungs(&phantom.volume, Device::Cpu).unwrap();
         let candidates = find_candidates(&phantom.volume, &lungs, Device::Cpu).unwrap();
-        let detections = detector.detect(&phantom.volume, &candidates).unwrap();
+        let detections = detector.detect(&WindowedCt::new(&phantom.volume), &candidates).unwrap();
         let truth: Vec<_> = phantom.truth.nodules.iter().filter(|n| n.in_field_of_view && n.lung.is_some()).collect();
         let near = |d: &pulmo_analysis::Detection, n: &pulmo_phantom::NoduleTruth| {
             vec3::dist(d.candidate.centre_lps_mm, n.centre_lps_mm) <= (n.long_axis_mm / 2.0).max(3.0)

@@ -35,6 +35,8 @@ fn the_a0002_adenocarcinoma_is_one_finding_measured_alike_in_both_kernels() {
         assert!(m.long_axis_mm >= 30.0, "{kernel}: measured as a mass, {:.1} mm", m.long_axis_mm);
         assert_eq!(tumour[0].zone.map(|z| z.side), Some(Side::Right), "{kernel}");
         mean_diameters.push(m.mean_diameter_mm);
+        // 8 mm slices: the findings say they are thicker than screening CT's.
+        assert!(analysis.findings.notes.iter().any(|n| n.starts_with("slices are 8.0 mm thick")), "{kernel}: {:?}", analysis.findings.notes);
     }
     let [soft, sharp] = mean_diameters[..] else { unreachable!() };
     assert!((soft - sharp).abs() <= 5.0, "both reconstructions measure the mass alike: {soft:.1} and {sharp:.1} mm");

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::density::Density;
 use crate::round_mm;
 
+/// Screening CT is read on slices at most this thick, mm (the ACR's technical parameters for
+/// low-dose screening CT; 1 mm or less preferred): on thicker slices partial volume lowers a
+/// small nodule's density and blurs its margin.
+pub const MAX_SLICE_THICKNESS_MM: f64 = 2.5;
+
 /// Ordered by suspicion, so the exam category is the maximum over nodules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Category {

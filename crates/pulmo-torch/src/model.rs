@@ -143,6 +143,11 @@ impl Model {
         }
     }
 
+    /// The operating point: a patch is positive at or above this probability.
+    pub fn threshold(&self) -> f64 {
+        self.manifest.output.threshold.unwrap_or(0.5)
+    }
+
     pub fn device(&self) -> Device {
         self.device
     }
