@@ -108,7 +108,7 @@ fn write_study(study: &Phantom, out: &Path, name: &str) -> Result<(), Error> {
             let jitter = |axis: usize| if k == 0 { 0.0 } else { ((seed * 31 + i * 7 + k * 3 + axis) % 7) as f64 / 2.0 - 1.5 };
             centres.push([0, 1, 2].map(|a| n.centre_lps_mm[a] + jitter(a)));
             labels.push(label(n.shape));
-            rows += &format!("{:?},{:?},{},{:.1}\n", n.kind, n.shape, attachment(n.attachment), n.mean_diameter_mm);
+            rows += &format!("{:?},{:?},{:?},{:.1}\n", n.kind, n.shape, n.attachment, n.mean_diameter_mm);
         }
     }
     let spec = spec();
@@ -126,13 +126,5 @@ fn label(shape: NoduleShape) -> u8 {
         NoduleShape::Spherical => 0,
         NoduleShape::Lobulated => 1,
         NoduleShape::Spiculated => 2,
-    }
-}
-
-fn attachment(a: Attachment) -> &'static str {
-    match a {
-        Attachment::Isolated => "isolated",
-        Attachment::Juxtapleural => "juxtapleural",
-        Attachment::Juxtavascular => "juxtavascular",
     }
 }

@@ -294,7 +294,8 @@ impl BoxVoxels {
         // Beyond the seed's own radius only lung voxels count (a chest wall is no halo). Only
         // voxels near the seed's axial plane count: above and below a solid nodule, thick
         // slices average its cap with the lung into ground-glass densities, a halo it lacks.
-        let height = |i: usize| (mask::position_mm(i, self.b.dims, spacing)[0] - mask::position_mm(self.seed, self.b.dims, spacing)[0]).abs();
+        let seed_z = mask::position_mm(self.seed, self.b.dims, spacing)[0];
+        let height = |i: usize| (mask::position_mm(i, self.b.dims, spacing)[0] - seed_z).abs();
         let ring = |k: f64| {
             let (lo, hi) = (0.55 * k * radius_mm, 0.85 * k * radius_mm);
             let in_ring = |i: usize| (k <= 1.0 || lung[i]) && (lo..=hi).contains(&mm(i)) && height(i) <= 0.5 * lo;
