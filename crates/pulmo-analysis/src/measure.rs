@@ -95,7 +95,7 @@ impl Axes {
 }
 
 /// Largest factor by which [`slab_scale`] enlarges a slice's axes: a 5 mm sphere whose centre
-/// lies midway between 2.5 mm slices needs 1.08.
+/// lies midway between 2.5 mm slices shows 87% of its diameter there (the scale found is 1.08).
 const MAX_SLAB_SCALE: f64 = 1.15;
 
 /// How much larger the nodule's largest cross-section is than what slice `z` (the one of most
@@ -138,7 +138,8 @@ enum Outline {
 /// solid core the slice of most core pixels. The callipers go on the `outline` (see
 /// [`contour`]); edge pixels, half a pixel out, where it has under three points. Callipers on
 /// edge pixels measured solid cores 0.45 mm large (median, tuning phantoms): the farthest pair
-/// of a digitised disc's pixels lies beyond its diameter more often than not.
+/// of a digitised disc's pixels lies beyond its diameter more often than not. The whole
+/// nodule's axes are then scaled to its largest cross-section ([`slab_scale`]).
 fn axial_axes(nodule: &NoduleMask, which: &[bool], geometry: &Geometry, outline: Outline) -> Axes {
     let [nz, ny, nx] = nodule.dims;
     let plane = ny * nx;
