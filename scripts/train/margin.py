@@ -100,6 +100,8 @@ def main():
     loss_fn = torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(SEED)
     called = val_d >= CALLED_FROM_MM
+    labels = val_y.numpy()
+    on_real = called & val_real
     # Lobulated against the rest is tracked too: the reason it is not installed.
     heads = {name: OneClass(net, CLASSES.index(name)) for name in ("spiculated", "lobulated")}
     for epoch in range(EPOCHS):
@@ -117,15 +119,13 @@ def main():
             optimiser.step()
             total += loss.item() * len(idx)
         schedule.step()
-        aucs = {name: auc(predict(head, val_x)[called], (val_y.numpy()[called] == CLASSES.index(name)).astype(int))
-                for name, head in heads.items()}
-        on_real = called & val_real
+        predicted = {name: predict(head, val_x) for name, head in heads.items()}
+        aucs = {name: auc(p[called], (labels[called] == CLASSES.index(name)).astype(int)) for name, p in predicted.items()}
         if on_real.any():
-            aucs["spiculated on real CT"] = auc(predict(heads["spiculated"], val_x[on_real]),
-                                                (val_y.numpy()[on_real] == CLASSES.index("spiculated")).astype(int))
+            aucs["spiculated on real CT"] = auc(predicted["spiculated"][on_real],
+                                                (labels[on_real] == CLASSES.index("spiculated")).astype(int))
         print(f"epoch {epoch + 1}: loss {total / len(order):.4f}, validation AUC (>= {CALLED_FROM_MM:g} mm) "
               + ", ".join(f"{k} {v:.4f}" for k, v in aucs.items()), flush=True)
-    labels = val_y.numpy()
     name, head = "spiculated", heads["spiculated"]
     scores = predict(head, val_x)[called]
     positive = labels[called] == CLASSES.index(name)
