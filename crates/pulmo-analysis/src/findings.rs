@@ -104,9 +104,8 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
 
 /// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
 /// feature that makes category 3 or 4 into 4X (as the margin model calls it). The juxtapleural
-/// benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one with no spicule
-/// counted that the model does not call spiculated; the shape rules already passed it as
-/// compact. Lobulation on a nodule this small is below what pulmo tells apart (a lobulation
+/// benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one the model does
+/// not call spiculated; the shape rules already passed it as compact. Lobulation on a nodule this small is below what pulmo tells apart (a lobulation
 /// model trained with the margin model called most smooth nodules lobulated), so a lobulated
 /// one is not told apart (README, limits).
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
@@ -128,9 +127,11 @@ fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule 
 
 /// A nodule on the pleura with a smooth margin: Lung-RADS' benign shape, as far as pulmo sees
 /// it (the size, density and growth conditions are the rule's own, in pulmo-clinical). A
-/// margin not assessed is not smooth.
+/// margin not assessed is not smooth. Strands counted on the margin do not make it irregular:
+/// the count takes vessel ends that stop at the nodule for spicules, which is why the margin
+/// model calls spiculation (a smooth 6.0 mm tuning nodule with two counted was category 3).
 fn smooth_on_pleura(m: &Measurements) -> bool {
-    m.juxtapleural && m.spicules == Some(0) && m.spiculated == Some(false)
+    m.juxtapleural && m.spiculated == Some(false)
 }
 
 fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool, count: u32) -> Option<Risk<BrockInputs>> {
@@ -179,7 +180,7 @@ mod tests {
         };
         let smooth = Some((0, false));
         assert_eq!(on_pleura(7.0, smooth, Density::Solid), Category::Two);
-        assert_eq!(on_pleura(7.0, Some((1, false)), Density::Solid), Category::Three, "one strand is no smooth margin");
+        assert_eq!(on_pleura(7.0, Some((2, false)), Density::Solid), Category::Two, "the margin model, not the count, calls the margin");
         assert_eq!(on_pleura(7.0, Some((0, true)), Density::Solid), Category::FourX, "a margin called spiculated is suspicious");
         assert_eq!(on_pleura(7.0, None, Density::Solid), Category::Three, "a margin not assessed is not smooth");
         assert_eq!(on_pleura(10.0, smooth, Density::Solid), Category::FourA, "the rule ends at 10 mm");

@@ -80,7 +80,7 @@ pub const FOLLOW_UP_MATCHING: &str = "follow-up: refinement and matching";
 
 /// What a reader should know about every run, whatever the CT.
 const METHOD_NOTES: [&str; 2] = [
-    "Lung-RADS: a solid nodule on the pleura below 10 mm with no spicule counted on its margin and not called spiculated takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
+    "Lung-RADS: a solid nodule on the pleura below 10 mm whose margin is not called spiculated takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
     "Spiculation is called by a 3D CNN (the margin model, trained on phantom nodules and nodules inserted into real CT) on solid and part-solid nodules, the spicules counted on the margin reported beside the call; it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
 ];
 
