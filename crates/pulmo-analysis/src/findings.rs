@@ -105,9 +105,10 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
 /// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
 /// feature that makes category 3 or 4 into 4X (as the margin model calls it). The juxtapleural
 /// benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one the model does
-/// not call spiculated; the shape rules already passed it as compact. Lobulation on a nodule this small is below what pulmo tells apart (a lobulation
-/// model trained with the margin model called most smooth nodules lobulated), so a lobulated
-/// one is not told apart (README, limits).
+/// not call spiculated; the shape rules already passed it as compact. Lobulation on a nodule
+/// this small is below what pulmo tells apart (a lobulation model trained with the margin
+/// model called most smooth nodules lobulated), so a lobulated one is not told apart (README,
+/// limits).
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
     let previous = followed.change.as_ref().map(|c| Previous {
         category: c.prior.lung_rads,
