@@ -104,11 +104,7 @@ pub fn baseline_category(m: &Measurements) -> lung_rads::Category {
 
 /// Lung-RADS sees type, size, status, the previous exam and spiculation, the suspicious
 /// feature that makes category 3 or 4 into 4X (as the margin model calls it). The juxtapleural
-/// benign-shape rule (category 2 below 10 mm) takes a smooth margin to be one the model does
-/// not call spiculated; the shape rules already passed it as compact. Lobulation on a nodule
-/// this small is below what pulmo tells apart (a lobulation model trained with the margin
-/// model called most smooth nodules lobulated), so a lobulated one is not told apart (README,
-/// limits).
+/// benign-shape rule (category 2 below 10 mm) asks for a smooth margin: see [`smooth_on_pleura`].
 fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule {
     let previous = followed.change.as_ref().map(|c| Previous {
         category: c.prior.lung_rads,
@@ -127,13 +123,20 @@ fn lung_rads_nodule(m: &Measurements, followed: &Followed) -> lung_rads::Nodule 
 }
 
 /// A nodule on the pleura with a smooth margin: Lung-RADS' benign shape, as far as pulmo sees
-/// it (the size, density and growth conditions are the rule's own, in pulmo-clinical). A
-/// margin not assessed is not smooth. Strands counted on the margin do not make it irregular:
-/// the count takes vessel ends that stop at the nodule for spicules, which is why the margin
-/// model calls spiculation (a smooth 6.0 mm tuning nodule with two counted was category 3).
+/// it (the size, density and growth conditions are the rule's own, in pulmo-clinical). Smooth
+/// is neither spiculated (the margin model) nor lobulated (its margin irregularity below
+/// [`LOBULATED_MIN_IRREGULARITY`]); a margin not assessed is not smooth. Strands counted on
+/// the margin do not make it irregular: the count takes vessel ends that stop at the nodule
+/// for spicules (a smooth 6.0 mm tuning nodule with two counted was category 3).
 fn smooth_on_pleura(m: &Measurements) -> bool {
-    m.juxtapleural && m.spiculated == Some(false)
+    let round = m.margin_irregularity.is_some_and(|i| i < LOBULATED_MIN_IRREGULARITY);
+    m.juxtapleural && m.spiculated == Some(false) && round
 }
+
+/// A margin this irregular or more is lobulated: the middle of the gap between smooth and
+/// lobulated solid nodules of 5-13 mm on the tuning phantoms (isolated or on the pleura: smooth
+/// 0.005-0.025 but for one of 11.8 mm on 2.5 mm slices at 0.043, lobulated 0.043-0.082).
+pub const LOBULATED_MIN_IRREGULARITY: f64 = 0.035;
 
 fn brock(m: &Measurements, lungs: &LungMask, patient: &PatientFacts, upper: bool, count: u32) -> Option<Risk<BrockInputs>> {
     let inputs = BrockInputs {
@@ -167,7 +170,7 @@ mod tests {
     use pulmo_clinical::density::Density;
     use pulmo_clinical::lung_rads::Category;
 
-    use super::baseline_category;
+    use super::{baseline_category, LOBULATED_MIN_IRREGULARITY};
     use crate::test_support::measurements;
 
     #[test]
@@ -186,6 +189,14 @@ mod tests {
         assert_eq!(on_pleura(7.0, None, Density::Solid), Category::Three, "a margin not assessed is not smooth");
         assert_eq!(on_pleura(10.0, smooth, Density::Solid), Category::FourA, "the rule ends at 10 mm");
         assert_eq!(on_pleura(7.0, smooth, Density::PartSolid), Category::Three, "the rule is for solid nodules");
+        let lobulated = |irregularity: Option<f64>| {
+            let mut m = measurements([0.0; 3], 7.0, Density::Solid);
+            (m.juxtapleural, m.spicules, m.spiculated, m.margin_irregularity) = (true, Some(0), Some(false), irregularity);
+            baseline_category(&m)
+        };
+        assert_eq!(lobulated(Some(LOBULATED_MIN_IRREGULARITY - 0.001)), Category::Two);
+        assert_eq!(lobulated(Some(LOBULATED_MIN_IRREGULARITY)), Category::Three, "a lobulated margin is not smooth");
+        assert_eq!(lobulated(None), Category::Three, "an outline not measured is not smooth");
         let mut away = measurements([0.0; 3], 7.0, Density::Solid);
         (away.spicules, away.spiculated) = (Some(0), Some(false));
         assert_eq!(baseline_category(&away), Category::Three, "off the pleura the size rules hold");

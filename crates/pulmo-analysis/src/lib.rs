@@ -8,7 +8,8 @@
 //! (blobs in the lungs, for sensitivity), [`detect`] (the false-positive reduction CNN),
 //! [`nodule`] (one nodule's voxels, cut from vessels and chest wall), [`measure`] (what is
 //! reported about it; [`spiculation`] counts spicules on its margin, [`margin`] calls it
-//! spiculated with a CNN), [`findings`] (the clinical rules
+//! spiculated with a CNN, [`lobulation`] measures how far it departs from a smooth outline),
+//! [`findings`] (the clinical rules
 //! applied), [`follow_up`] (matching with the prior's nodules, growth and doubling time),
 //! [`registration`] (the prior study's coordinates mapped into the current one's: global
 //! affine, local refinement).
@@ -17,6 +18,7 @@ pub mod candidates;
 pub mod detect;
 pub mod findings;
 pub mod follow_up;
+pub mod lobulation;
 pub mod lung;
 pub mod margin;
 pub mod measure;

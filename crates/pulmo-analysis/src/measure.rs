@@ -8,7 +8,7 @@ use pulmo_volume::{mask, vec3, Geometry, Vec3, Volume};
 pub use pulmo_findings::{HuStats, Measurements, SolidCore};
 
 use crate::nodule::NoduleMask;
-use crate::spiculation;
+use crate::{lobulation, spiculation};
 
 /// Calcified: density at or above this, HU (bone-like; soft tissue is below 100), over the
 /// whole nodule or at its centre (a small calcification's rim is partial volume with lung).
@@ -46,8 +46,9 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
     // A ground-glass margin is too faint to tell strands from noise and vessels. The count's
     // spiculation call below stands until the pipeline's margin model makes its own.
     let spicules = (density != Density::GroundGlass).then(|| spiculation::count(nodule, geometry.spacing)).flatten();
+    let centre_lps_mm = centre(nodule, geometry);
     let measurements = Measurements {
-        centre_lps_mm: centre(nodule, geometry),
+        centre_lps_mm,
         long_axis_mm: axes.long,
         short_axis_mm: axes.short,
         long_axis_lps_mm: axes.long_line,
@@ -64,6 +65,7 @@ pub fn measure(nodule: &NoduleMask, geometry: &Geometry) -> (Measurements, Mesh)
         spiculated: spicules.map(|n| spiculation::is_spiculated(n, mean_diameter_mm)),
         spicules,
         spiculation_probability: None,
+        margin_irregularity: lobulation::margin_irregularity(nodule, geometry, &surface, centre_lps_mm),
         calcified,
         juxtapleural: pleural_contact(nodule) >= MIN_PLEURAL_CONTACT_VOXELS,
         hu,
@@ -373,10 +375,7 @@ fn solid_core(nodule: &NoduleMask, geometry: &Geometry) -> Option<SolidCore> {
 
 /// The 0.5 iso-surface of the tissue fractions, in patient LPS mm.
 fn surface(nodule: &NoduleMask, geometry: &Geometry) -> Mesh {
-    let origin = geometry.index_to_lps(nodule.origin.map(|v| v as f64));
-    let field = Geometry::new(origin, geometry.spacing, geometry.direction)
-        .ok()
-        .and_then(|box_geometry| Volume::new(nodule.dims, box_geometry, nodule.fraction.clone()).ok());
+    let field = nodule.box_geometry(geometry).and_then(|box_geometry| Volume::new(nodule.dims, box_geometry, nodule.fraction.clone()).ok());
     field.map_or_else(Mesh::default, |f| Mesh::isosurface(&f, 0.5))
 }
 

@@ -149,6 +149,13 @@ impl NoduleMask {
         threshold_hu(self.tissue_hu, self.lung_hu)
     }
 
+    /// The box's own geometry (its first voxel the origin) in a CT of `geometry`; `None` only
+    /// where `geometry` itself is degenerate.
+    pub fn box_geometry(&self, geometry: &Geometry) -> Option<Geometry> {
+        let origin = geometry.index_to_lps(self.origin.map(|v| v as f64));
+        Geometry::new(origin, geometry.spacing, geometry.direction).ok()
+    }
+
     /// Whether box voxel `i` is dense tissue outside the lungs: chest wall, mediastinum or
     /// diaphragm (the lung mask keeps the nodule itself inside).
     pub fn is_wall(&self, i: usize) -> bool {

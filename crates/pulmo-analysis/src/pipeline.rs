@@ -79,10 +79,12 @@ pub const FOLLOW_UP_REGISTRATION: &str = "follow-up: registration";
 pub const FOLLOW_UP_MATCHING: &str = "follow-up: refinement and matching";
 
 /// What a reader should know about every run, whatever the CT.
-const METHOD_NOTES: [&str; 2] = [
-    "Lung-RADS: a solid nodule on the pleura below 10 mm whose margin is not called spiculated takes the juxtapleural benign-shape rule (category 2); lobulated and smooth margins are not told apart; 4X is applied where the margin is called spiculated",
-    "Spiculation is called by a 3D CNN (the margin model, trained on phantom nodules and nodules inserted into real CT) on solid and part-solid nodules, the spicules counted on the margin reported beside the call; it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent",
-];
+fn method_notes() -> [String; 2] {
+    [
+        format!("Lung-RADS: a solid nodule on the pleura below 10 mm whose margin is neither called spiculated nor lobulated (margin irregularity {} or more: the surface's RMS distance from the smooth oval outline fitted to it, the side on the chest wall left out, as a share of its radius) takes the juxtapleural benign-shape rule (category 2); 4X is applied where the margin is called spiculated", findings::LOBULATED_MIN_IRREGULARITY),
+        "Spiculation is called by a 3D CNN (the margin model, trained on phantom nodules and nodules inserted into real CT) on solid and part-solid nodules, the spicules counted on the margin reported beside the call; it is not assessed on ground glass, where the Brock score is its model without spiculation and the Mayo score counts it as absent".to_string(),
+    ]
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
@@ -442,8 +444,7 @@ pub fn min_sphericity(long_axis_mm: f64, probability: f64) -> f64 {
 }
 
 fn notes(ct: &CtSeries, lungs: &LungMask) -> Vec<String> {
-    let method = METHOD_NOTES.iter().map(|n| n.to_string());
-    ct.notes.iter().chain(&lungs.notes).cloned().chain(thick_slices(ct)).chain(method).collect()
+    ct.notes.iter().chain(&lungs.notes).cloned().chain(thick_slices(ct)).chain(method_notes()).collect()
 }
 
 /// A warning when the slices are thicker than screening CT's (the spacing stands in for a

@@ -35,6 +35,7 @@ pub(crate) fn measurements(centre: Vec3, diameter: f64, density: Density) -> Mea
         spiculated: None,
         spicules: None,
         spiculation_probability: None,
+        margin_irregularity: Some(0.01),
         calcified: false,
         juxtapleural: false,
     }

@@ -107,6 +107,12 @@ pub struct Measurements {
     /// around the nodule); `None` where not assessed.
     #[serde(default)]
     pub spiculation_probability: Option<f64>,
+    /// How far the margin departs from the smooth (round, oval or lentiform) outline fitted to
+    /// it, leaving out the side on the chest wall: RMS distance as a share of the mean radius.
+    /// Smooth nodules measure 0.01-0.035, lobulated ones more; `None` where too little of the
+    /// margin is free of the wall to fit.
+    #[serde(default)]
+    pub margin_irregularity: Option<f64>,
     pub calcified: bool,
     /// Touching the pleura: chest wall, mediastinum or diaphragm.
     pub juxtapleural: bool,

@@ -332,6 +332,7 @@ mod tests {
                 spiculated: None,
                 spicules: None,
                 spiculation_probability: None,
+                margin_irregularity: None,
                 calcified: false,
                 juxtapleural: false,
             },

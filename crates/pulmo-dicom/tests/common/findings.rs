@@ -85,6 +85,7 @@ fn nodule(ct: &CtSeries, id: u32, ball: &Ball) -> NoduleFinding {
         spiculated: None,
         spicules: None,
         spiculation_probability: None,
+        margin_irregularity: None,
         calcified: false,
         juxtapleural: false,
     };

@@ -46,6 +46,9 @@ pub struct Found {
     /// The margin model's probability of a spiculated margin (`None`: not assessed).
     #[serde(default)]
     pub spiculation_probability: Option<f64>,
+    /// How far the margin departs from a smooth outline (`None`: not assessed).
+    #[serde(default)]
+    pub margin_irregularity: Option<f64>,
 }
 
 /// A finding that names no truth nodule.
@@ -166,6 +169,7 @@ fn found(f: &NoduleFinding, distance_mm: f64) -> Found {
         spicules: f.measurements.spicules,
         spiculated: f.measurements.spiculated,
         spiculation_probability: f.measurements.spiculation_probability,
+        margin_irregularity: f.measurements.margin_irregularity,
     }
 }
 

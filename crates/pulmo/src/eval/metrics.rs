@@ -102,6 +102,7 @@ mod tests {
                 spicules: Some(0),
                 spiculated: Some(false),
                 spiculation_probability: None,
+                margin_irregularity: None,
             }),
         }
     }
