@@ -152,10 +152,11 @@ mod tests {
     use crate::measure::measure;
     use crate::NoduleMask;
 
-    /// A nodule whose `body` (a test on mm offsets from the box's centre) is tissue of 40 HU in
-    /// lung, each voxel's HU and tissue fraction its share of the body (4^3 subsamples, the
-    /// centre off the grid), and chest wall wherever `wall` holds; `extent` mm each way.
-    fn nodule(spacing: Vec3, extent: f64, body: impl Fn(Vec3) -> bool, wall: impl Fn(Vec3) -> bool) -> f64 {
+    /// The margin irregularity pulmo measures on a nodule whose `body` (a test on mm offsets
+    /// from the box's centre) is tissue of 40 HU in lung, each voxel's HU and tissue fraction
+    /// its share of the body (4^3 subsamples, the centre off the grid), with chest wall
+    /// wherever `wall` holds; `extent` mm each way.
+    fn irregularity_of(spacing: Vec3, extent: f64, body: impl Fn(Vec3) -> bool, wall: impl Fn(Vec3) -> bool) -> f64 {
         let dims = [0, 1, 2].map(|a| (2.0 * extent / spacing[a]).ceil() as usize + 1);
         let n = dims.iter().product();
         let offset = |i: usize, a: usize, sub: f64| {
@@ -194,8 +195,8 @@ mod tests {
         for spacing in [[1.0, 0.7, 0.7], [2.5, 0.9, 0.9]] {
             for d in [6.0, 9.0] {
                 let r = d / 2.0;
-                let ball = nodule(spacing, r + 3.0, ellipsoid([r; 3]), nowhere);
-                let oval = nodule(spacing, r + 3.0, ellipsoid([0.6 * r, r, 0.8 * r]), nowhere);
+                let ball = irregularity_of(spacing, r + 3.0, ellipsoid([r; 3]), nowhere);
+                let oval = irregularity_of(spacing, r + 3.0, ellipsoid([0.6 * r, r, 0.8 * r]), nowhere);
                 for (shape, irregularity) in [("ball", ball), ("oval", oval)] {
                     assert!(irregularity < LOBULATED_MIN_IRREGULARITY, "{d} mm {shape} at {spacing:?}: {irregularity:.3}");
                 }
@@ -205,16 +206,17 @@ mod tests {
 
     #[test]
     fn the_pleura_is_not_taken_for_the_margin() {
-        // A lentiform nodule, 2:1, flat on the chest wall (x < -1 mm), half of it in the wall.
+        // A lentiform nodule of 8 x 8 x 5 mm against the chest wall (x < -1 mm), which takes
+        // a fifth of its width and leaves it a flat side.
         let spacing = [1.25, 0.8, 0.8];
-        let irregularity = nodule(spacing, 8.0, ellipsoid([4.0, 4.0, 2.5]), |p| p[2] < -1.0);
+        let irregularity = irregularity_of(spacing, 8.0, ellipsoid([4.0, 4.0, 2.5]), |p| p[2] < -1.0);
         assert!(irregularity < LOBULATED_MIN_IRREGULARITY, "{irregularity:.3}");
     }
 
     #[test]
     fn a_lobulated_nodule_is_irregular() {
         for (spacing, d, lobe) in [([1.0, 0.7, 0.7], 7.0, 0.45), ([1.0, 0.7, 0.7], 7.0, 0.6), ([2.0, 0.9, 0.9], 9.0, 0.45), ([2.0, 0.9, 0.9], 9.0, 0.6), ([2.5, 0.9, 0.9], 6.0, 0.5)] {
-            let irregularity = nodule(spacing, d / 2.0 + 3.0, lobulated(d / 2.0, lobe), nowhere);
+            let irregularity = irregularity_of(spacing, d / 2.0 + 3.0, lobulated(d / 2.0, lobe), nowhere);
             assert!(irregularity >= LOBULATED_MIN_IRREGULARITY, "{d} mm, lobes of {lobe} r, at {spacing:?}: {irregularity:.3}");
         }
     }
